@@ -1,0 +1,32 @@
+//! Exception classes defined in Python (`manyio._exceptions`) and raised from Rust.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+static CANCELLED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+pub fn cancelled_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    CANCELLED.import(py, "manyio._exceptions", "Cancelled")
+}
+
+/// A fresh `manyio.Cancelled` instance.
+pub fn new_cancelled(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    cancelled_type(py)?.call0()
+}
+
+pub fn is_cancelled(py: Python<'_>, exc: &Bound<'_, PyAny>) -> bool {
+    match cancelled_type(py) {
+        Ok(t) => exc.is_instance(t).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+pyo3::create_exception!(manyio, NoRuntimeError, pyo3::exceptions::PyRuntimeError);
+
+pub fn no_runtime(what: &str) -> PyErr {
+    NoRuntimeError::new_err(format!(
+        "{what} must be called from a task running on a manyio runtime \
+         (start one with manyio.run(main()))"
+    ))
+}

@@ -1,0 +1,206 @@
+//! The runtime: worker threads, their queues and parking, the driver, the blocking pool.
+pub mod blocking;
+mod driver;
+mod registry;
+mod shared;
+pub mod worker;
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+pub use shared::Shared;
+
+use crate::task::{Blocker, Spawn, Task};
+
+/// How often a thread blocked on the runtime wakes to let Python handle signals (Ctrl-C).
+const SIGNAL_CHECK: Duration = Duration::from_millis(50);
+
+/// A set of worker threads running tasks. `manyio.run()` makes one for you.
+#[pyclass(frozen, module = "manyio._core")]
+pub struct Runtime {
+    shared: Arc<Shared>,
+    /// Empty for handles (`current_runtime()`): only the owner joins and closes.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    owner: bool,
+}
+
+impl Runtime {
+    pub fn handle(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            threads: Mutex::new(Vec::new()),
+            owner: false,
+        }
+    }
+
+    fn check_not_own_worker(&self, what: &str) -> PyResult<()> {
+        if worker::worker_runtime().is_some_and(|rt| Arc::ptr_eq(&rt, &self.shared)) {
+            return Err(PyRuntimeError::new_err(format!(
+                "Runtime.{what}() was called from one of this runtime's own tasks; \
+                 await the coroutine instead"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Spawns `coro` and blocks this (non-worker) thread until it ends.
+    pub fn run_blocking(&self, py: Python<'_>, coro: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let blocker = Arc::new(Blocker::default());
+        let task = Task::spawn(
+            py,
+            &self.shared,
+            Spawn {
+                coro,
+                name: None,
+                parent_node: self.shared.root.clone(),
+                group: None,
+                blocker: Some(blocker.clone()),
+            },
+        )?;
+        let mut interrupt: Option<PyErr> = None;
+        loop {
+            let b = blocker.clone();
+            if py.detach(move || b.wait(SIGNAL_CHECK)) {
+                break;
+            }
+            if interrupt.is_none() {
+                if let Err(e) = py.check_signals() {
+                    // Ctrl-C: cancel the task, let its finally blocks run, then re-raise.
+                    task.get().root.cancel(py);
+                    interrupt = Some(e);
+                }
+            }
+        }
+        if let Some(e) = interrupt {
+            return Err(e);
+        }
+        task.bind(py).call_method0("result").map(Bound::unbind)
+    }
+}
+
+#[pymethods]
+impl Runtime {
+    #[new]
+    #[pyo3(signature = (threads=None, exception_handler=None))]
+    fn new(
+        py: Python<'_>,
+        threads: Option<usize>,
+        exception_handler: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let threads = match threads {
+            Some(0) => return Err(PyValueError::new_err("threads must be at least 1")),
+            Some(n) if n > 1024 => {
+                return Err(PyValueError::new_err("threads must be at most 1024"))
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        let (shared, locals) = Shared::new(threads, exception_handler)
+            .map_err(|e| PyRuntimeError::new_err(format!("could not create the poller: {e}")))?;
+        let mut handles = Vec::with_capacity(threads);
+        for (index, local) in locals.into_iter().enumerate() {
+            let s = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("manyio-worker-{index}"))
+                .spawn(move || Python::attach(|py| worker::run(py, s, index, local)));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    shared.begin_shutdown();
+                    py.detach(|| handles.into_iter().for_each(|h| drop(h.join())));
+                    return Err(PyRuntimeError::new_err(format!(
+                        "could not start worker thread: {e}"
+                    )));
+                }
+            }
+        }
+        Ok(Self {
+            shared,
+            threads: Mutex::new(handles),
+            owner: true,
+        })
+    }
+
+    #[getter]
+    fn threads(&self) -> usize {
+        self.shared.threads()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// Starts `coro` as a new task. Callable from any thread.
+    #[pyo3(signature = (coro, *, name=None))]
+    fn spawn(
+        &self,
+        py: Python<'_>,
+        coro: Py<PyAny>,
+        name: Option<Py<PyAny>>,
+    ) -> PyResult<Py<Task>> {
+        Task::spawn(
+            py,
+            &self.shared,
+            Spawn {
+                coro,
+                name,
+                parent_node: self.shared.root.clone(),
+                group: None,
+                blocker: None,
+            },
+        )
+    }
+
+    /// Runs `coro` to completion and returns its result, blocking the calling thread (which
+    /// must not be one of this runtime's workers).
+    fn block_on(&self, py: Python<'_>, coro: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        self.check_not_own_worker("block_on")?;
+        self.run_blocking(py, coro)
+    }
+
+    /// Cancels every task still running, waits for them to finish (their `finally` blocks
+    /// run), then stops the workers. Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if !self.owner {
+            return Err(PyRuntimeError::new_err(
+                "only the code that created a Runtime can close it",
+            ));
+        }
+        self.check_not_own_worker("close")?;
+        self.shared.root.cancel(py);
+        let registry_empty = |py: Python<'_>| {
+            let s = self.shared.clone();
+            py.detach(move || s.registry.wait_empty(SIGNAL_CHECK))
+        };
+        while !registry_empty(py) {}
+        self.shared.mark_closed();
+        self.shared.begin_shutdown();
+        let handles = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        py.detach(|| handles.into_iter().for_each(|h| drop(h.join())));
+        Ok(())
+    }
+
+    /// Counters: workers, queue depths, steals, parks, live tasks, timers.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.shared.stats_dict(py)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<manyio.Runtime threads={} live_tasks={}{}>",
+            self.shared.threads(),
+            self.shared.registry.len(),
+            if self.shared.is_closed() {
+                " closed"
+            } else {
+                ""
+            }
+        )
+    }
+}

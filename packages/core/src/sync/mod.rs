@@ -1,0 +1,4 @@
+//! What tasks wait on: the [`waiter::Waiter`] awaitable, and the primitives built from it.
+pub mod event;
+pub mod lot;
+pub mod waiter;

@@ -1,0 +1,310 @@
+//! Tasks: a coroutine, its context, its place in the cancel tree, and how it ended.
+pub mod cancel;
+pub mod group;
+mod step;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+
+use manyio_engine::TaskState;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+use crate::errors;
+use crate::outcome::Outcome;
+use crate::runtime::Shared;
+use crate::sync::lot::{park_on, TaskQueue};
+use crate::sync::waiter::{wake_all, Waiter};
+use cancel::CancelNode;
+use group::GroupState;
+
+/// Lets a foreign thread block until a task ends (`Runtime.block_on`, `from_thread.run`).
+#[derive(Default)]
+pub struct Blocker {
+    done: Mutex<bool>,
+    cvar: Condvar,
+}
+
+impl Blocker {
+    fn release(&self) {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cvar.notify_all();
+    }
+
+    /// Waits up to `timeout`; true once the task has ended.
+    pub fn wait(&self, timeout: std::time::Duration) -> bool {
+        let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let (done, _) = self
+            .cvar
+            .wait_timeout_while(done, timeout, |d| !*d)
+            .unwrap_or_else(|p| p.into_inner());
+        *done
+    }
+}
+
+/// How a task was created; everything but the coroutine is optional.
+pub struct Spawn {
+    pub coro: Py<PyAny>,
+    pub name: Option<Py<PyAny>>,
+    pub parent_node: Arc<CancelNode>,
+    pub group: Option<Arc<GroupState>>,
+    pub blocker: Option<Arc<Blocker>>,
+}
+
+#[pyclass(frozen, weakref, module = "manyio")]
+pub struct Task {
+    pub id: u64,
+    pub state: TaskState,
+    pub rt: Arc<Shared>,
+    coro: Mutex<Option<Py<PyAny>>>,
+    context: Py<PyAny>,
+    name: Mutex<Option<Py<PyAny>>>,
+    /// The waiter the task is parked on, if any.
+    waiting: Mutex<Option<Py<Waiter>>>,
+    pub root: Arc<CancelNode>,
+    /// The innermost cancel scope the task is in (its root when in none).
+    pub current: Mutex<Arc<CancelNode>>,
+    outcome: OnceLock<Outcome>,
+    joiners: Arc<TaskQueue>,
+    group: Option<Arc<GroupState>>,
+    parent: Option<u64>,
+    /// Someone looked at the outcome (awaited, result(), a group): no need to report it.
+    retrieved: AtomicBool,
+    blocker: Option<Arc<Blocker>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Task {
+    /// Creates a task and schedules it.
+    pub fn spawn(py: Python<'_>, rt: &Arc<Shared>, spec: Spawn) -> PyResult<Py<Task>> {
+        if rt.is_closed() {
+            // Close the coroutine so Python does not warn it was never awaited.
+            let _ = spec.coro.call_method0(py, "close");
+            return Err(PyRuntimeError::new_err("this manyio runtime is closed"));
+        }
+        // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
+        let context = unsafe {
+            Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyContext_CopyCurrent())?.unbind()
+        };
+        let id = rt.next_task_id();
+        let root = CancelNode::new_child(&spec.parent_node, id);
+        let parent = crate::runtime::worker::current_task_id();
+        let task = Py::new(
+            py,
+            Task {
+                id,
+                state: TaskState::new_scheduled(),
+                rt: rt.clone(),
+                coro: Mutex::new(Some(spec.coro)),
+                context,
+                name: Mutex::new(spec.name),
+                waiting: Mutex::new(None),
+                current: Mutex::new(root.clone()),
+                root,
+                outcome: OnceLock::new(),
+                joiners: Arc::default(),
+                retrieved: AtomicBool::new(spec.group.is_some()),
+                group: spec.group,
+                parent,
+                blocker: spec.blocker,
+            },
+        )?;
+        rt.registry.insert(id, task.clone_ref(py));
+        rt.schedule(task.clone_ref(py));
+        Ok(task)
+    }
+
+    /// Asks the scheduler to run the task (after a wait completed, or to re-check cancellation).
+    pub fn wake(task: Py<Task>) {
+        let t = task.get();
+        if t.state.wake() {
+            let rt = t.rt.clone();
+            rt.schedule(task);
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        lock(&self.current).is_cancelled()
+    }
+
+    pub fn current_node(&self) -> Arc<CancelNode> {
+        lock(&self.current).clone()
+    }
+
+    pub fn set_current_node(&self, node: Arc<CancelNode>) {
+        *lock(&self.current) = node;
+    }
+
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.get()
+    }
+
+    /// Records how the task ended and tells everyone who waits for it.
+    fn finish(&self, py: Python<'_>, outcome: Outcome) {
+        self.state.finish();
+        lock(&self.coro).take();
+        lock(&self.waiting).take();
+        self.root.detach();
+        let for_group = self.group.as_ref().map(|_| outcome.clone_ref(py));
+        let _ = self.outcome.set(outcome);
+        let out = self.outcome.get().expect("just set");
+        let wakers = self.joiners.hand_all(|| out.clone_ref(py));
+        if !wakers.is_empty() {
+            self.retrieved.store(true, Ordering::Release);
+        }
+        wake_all(wakers);
+        if let (Some(group), Some(o)) = (&self.group, for_group) {
+            group.child_done(py, o);
+        }
+        if let Some(b) = &self.blocker {
+            b.release();
+        }
+        self.rt.registry.remove(self.id);
+    }
+
+    fn is_cancelled_outcome(&self, py: Python<'_>) -> bool {
+        matches!(self.outcome.get(), Some(Outcome::Error(e)) if errors::is_cancelled(py, e.bind(py)))
+    }
+
+    fn display_name(&self, py: Python<'_>) -> String {
+        match &*lock(&self.name) {
+            Some(n) => n.bind(py).str().map(|s| s.to_string()).unwrap_or_default(),
+            None => format!("Task-{}", self.id),
+        }
+    }
+}
+
+#[pymethods]
+impl Task {
+    #[getter]
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    #[getter]
+    fn get_name(&self, py: Python<'_>) -> String {
+        self.display_name(py)
+    }
+
+    #[setter]
+    fn set_name(&self, name: Py<PyAny>) {
+        *lock(&self.name) = Some(name);
+    }
+
+    /// The id of the task that spawned this one (None for a root task).
+    #[getter]
+    fn parent_id(&self) -> Option<u64> {
+        self.parent
+    }
+
+    /// The coroutine, while the task runs.
+    fn get_coro(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        lock(&self.coro).as_ref().map(|c| c.clone_ref(py))
+    }
+
+    /// Cancels the task: from now on every checkpoint in it raises `Cancelled` (except inside
+    /// shielded scopes), until it ends. Takes effect at its next checkpoint.
+    fn cancel(&self, py: Python<'_>) {
+        self.root.cancel(py);
+    }
+
+    fn cancel_called(&self) -> bool {
+        self.root.cancel_called()
+    }
+
+    fn done(&self) -> bool {
+        self.outcome.get().is_some()
+    }
+
+    /// True if the task ended by raising `Cancelled`.
+    fn cancelled(&self, py: Python<'_>) -> bool {
+        self.is_cancelled_outcome(py)
+    }
+
+    /// The task's return value; raises its exception, or `InvalidStateError` while it runs.
+    fn result(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self.outcome.get() {
+            None => Err(invalid_state(py, "the task has not finished")),
+            Some(o) => {
+                self.retrieved.store(true, Ordering::Release);
+                o.clone_ref(py).into_result(py)
+            }
+        }
+    }
+
+    /// The exception the task raised, or None.
+    fn exception(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match self.outcome.get() {
+            None => Err(invalid_state(py, "the task has not finished")),
+            Some(Outcome::Value(_)) => Ok(None),
+            Some(Outcome::Error(e)) => {
+                self.retrieved.store(true, Ordering::Release);
+                Ok(Some(e.clone_ref(py)))
+            }
+        }
+    }
+
+    /// `await task` waits for it to end and returns its result (or raises its exception).
+    fn __await__(&self, py: Python<'_>) -> Waiter {
+        self.retrieved.store(true, Ordering::Release);
+        match self.outcome.get() {
+            Some(o) => Waiter::new(
+                Arc::new(manyio_engine::Completion::ready(o.clone_ref(py))),
+                None,
+            ),
+            None => {
+                let w = park_on(&self.joiners);
+                // The task may have ended between the check and the push.
+                if let Some(o) = self.outcome.get() {
+                    wake_all(self.joiners.hand_all(|| o.clone_ref(py)));
+                }
+                w
+            }
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let state = match self.outcome.get() {
+            None => "running".to_string(),
+            Some(Outcome::Value(_)) => "done".to_string(),
+            Some(Outcome::Error(_)) if self.is_cancelled_outcome(py) => "cancelled".to_string(),
+            Some(Outcome::Error(_)) => "failed".to_string(),
+        };
+        format!(
+            "<manyio.Task {} id={} {}>",
+            self.display_name(py),
+            self.id,
+            state
+        )
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        // An exception nobody looked at must not vanish: hand it to the runtime's handler.
+        if self.retrieved.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(Outcome::Error(e)) = self.outcome.get() {
+            Python::attach(|py| {
+                if !errors::is_cancelled(py, e.bind(py)) {
+                    self.rt
+                        .report_unretrieved(py, e.bind(py), &self.display_name(py));
+                }
+            });
+        }
+    }
+}
+
+fn invalid_state(py: Python<'_>, msg: &str) -> PyErr {
+    match py
+        .import("asyncio")
+        .and_then(|m| m.getattr("InvalidStateError"))
+    {
+        Ok(cls) => PyErr::from_type(cls.cast_into().expect("a type"), msg.to_string()),
+        Err(e) => e,
+    }
+}

@@ -1,0 +1,197 @@
+//! Running one step of a task: decide how to resume it, resume it, and act on what it yields.
+//!
+//! How a task is resumed is decided here and nowhere else:
+//! - parked on a waiter that completed → resume it (the waiter returns the value);
+//! - parked, not complete, task cancelled → abort the wait; if that wins, throw `Cancelled`;
+//! - parked, not complete, not cancelled → a spurious wake-up (a cancel poke that a shield
+//!   blocked): park again without touching the coroutine;
+//! - not parked (new, or after a checkpoint) → throw `Cancelled` if cancelled, else send None.
+
+use std::ptr;
+
+use manyio_engine::{Registered, RunEnd};
+use pyo3::exceptions::{PyStopIteration, PyTypeError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use super::{lock, Task};
+use crate::errors;
+use crate::outcome::Outcome;
+use crate::runtime::worker;
+use crate::sync::waiter::Waiter;
+
+enum Resume {
+    Send,
+    Throw(Py<PyAny>),
+    ParkAgain,
+}
+
+enum Stepped {
+    Yielded(Py<PyAny>),
+    Returned(Py<PyAny>),
+    Raised(PyErr),
+}
+
+impl Task {
+    /// Runs the task until it parks, checkpoints or ends. Called by a worker that dequeued it.
+    pub fn run(task: Py<Task>, py: Python<'_>) {
+        let t = task.get();
+        t.state.start_step();
+        let _current = worker::enter_task(py, &task);
+        let mut resume = t.decide(py);
+        loop {
+            let stepped = match resume {
+                Resume::ParkAgain => {
+                    t.park_end(task.clone_ref(py));
+                    return;
+                }
+                Resume::Send => t.send(py),
+                Resume::Throw(exc) => t.throw(py, exc),
+            };
+            match stepped {
+                Stepped::Returned(v) => return t.finish(py, Outcome::Value(v)),
+                Stepped::Raised(e) => {
+                    return t.finish(py, Outcome::Error(e.into_value(py).into_any()))
+                }
+                Stepped::Yielded(obj) => {
+                    let obj = obj.into_bound(py);
+                    if obj.is_none() {
+                        // A checkpoint: back of the queue, so others get a turn.
+                        if t.state.end_step() == RunEnd::Parked && !t.state.wake() {
+                            return;
+                        }
+                        t.rt.schedule_yielded(task.clone_ref(py));
+                        return;
+                    }
+                    match obj.cast_into::<Waiter>() {
+                        Ok(waiter) => {
+                            let ready =
+                                waiter.get().slot.register(task.clone_ref(py)) == Registered::Ready;
+                            *lock(&t.waiting) = Some(waiter.unbind());
+                            if ready {
+                                resume = t.decide(py);
+                                continue;
+                            }
+                            t.park_end(task.clone_ref(py));
+                            return;
+                        }
+                        Err(e) => {
+                            let obj = e.into_inner();
+                            resume = Resume::Throw(bad_yield(py, &obj));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn park_end(&self, task: Py<Task>) {
+        if self.state.end_step() == RunEnd::Reschedule {
+            self.rt.schedule(task);
+        }
+    }
+
+    fn decide(&self, py: Python<'_>) -> Resume {
+        let waiting = lock(&self.waiting).take();
+        match waiting {
+            Some(w) => {
+                let waiter = w.get();
+                if !waiter.slot.is_pending() {
+                    Resume::Send
+                } else if self.is_cancelled() && waiter.abort() {
+                    self.cancelled_exc(py)
+                } else if !waiter.slot.is_pending() {
+                    // The value won the race with the abort.
+                    Resume::Send
+                } else {
+                    *lock(&self.waiting) = Some(w);
+                    Resume::ParkAgain
+                }
+            }
+            None if self.is_cancelled() => self.cancelled_exc(py),
+            None => Resume::Send,
+        }
+    }
+
+    fn cancelled_exc(&self, py: Python<'_>) -> Resume {
+        match errors::new_cancelled(py) {
+            Ok(e) => Resume::Throw(e.unbind()),
+            Err(e) => Resume::Throw(e.into_value(py).into_any()),
+        }
+    }
+
+    fn send(&self, py: Python<'_>) -> Stepped {
+        let coro = match lock(&self.coro).as_ref() {
+            Some(c) => c.clone_ref(py),
+            None => return Stepped::Raised(PyTypeError::new_err("task has no coroutine")),
+        };
+        let mut out: *mut ffi::PyObject = ptr::null_mut();
+        // SAFETY: coro and context are live objects we hold references to; PyIter_Send stores
+        // a new reference in `out` for RETURN and NEXT, and sets an exception for ERROR.
+        let r = unsafe {
+            if ffi::PyContext_Enter(self.context.as_ptr()) < 0 {
+                return Stepped::Raised(PyErr::fetch(py));
+            }
+            let r = ffi::PyIter_Send(coro.as_ptr(), ffi::Py_None(), &mut out);
+            let err = if r == ffi::PySendResult::PYGEN_ERROR {
+                Some(PyErr::fetch(py))
+            } else {
+                None
+            };
+            ffi::PyContext_Exit(self.context.as_ptr());
+            if let Some(e) = err {
+                return Stepped::Raised(e);
+            }
+            r
+        };
+        // SAFETY: see above: `out` is a new, non-null reference here.
+        let value = unsafe { Bound::from_owned_ptr(py, out) }.unbind();
+        if r == ffi::PySendResult::PYGEN_RETURN {
+            Stepped::Returned(value)
+        } else {
+            Stepped::Yielded(value)
+        }
+    }
+
+    fn throw(&self, py: Python<'_>, exc: Py<PyAny>) -> Stepped {
+        let coro = match lock(&self.coro).as_ref() {
+            Some(c) => c.clone_ref(py),
+            None => return Stepped::Raised(PyErr::from_value(exc.into_bound(py))),
+        };
+        let ctx = self.context.bind(py);
+        let result = coro
+            .bind(py)
+            .getattr("throw")
+            .and_then(|throw| ctx.call_method1("run", (throw, exc)));
+        match result {
+            Ok(v) => Stepped::Yielded(v.unbind()),
+            Err(e) if e.is_instance_of::<PyStopIteration>(py) => {
+                let value = e
+                    .value(py)
+                    .getattr("value")
+                    .map(Bound::unbind)
+                    .unwrap_or_else(|_| py.None());
+                Stepped::Returned(value)
+            }
+            Err(e) => Stepped::Raised(e),
+        }
+    }
+}
+
+/// The exception thrown into a coroutine that yielded something the scheduler cannot wait on.
+fn bad_yield(py: Python<'_>, obj: &Bound<'_, PyAny>) -> Py<PyAny> {
+    let what = obj
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "<unprintable object>".into());
+    let hint = if obj.hasattr("_asyncio_future_blocking").unwrap_or(false) {
+        " (an asyncio future: run asyncio code through manyio.asyncio)"
+    } else {
+        ""
+    };
+    PyTypeError::new_err(format!(
+        "manyio tasks can only await manyio awaitables, but the coroutine yielded {what}{hint}"
+    ))
+    .into_value(py)
+    .into_any()
+}

@@ -61,7 +61,9 @@ def timed(threads: int, tasks: int, iterations: int) -> tuple[float, list[float]
 
 def main() -> int:
     cores = os.cpu_count() or 1
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", type=int, default=4 * cores, help="number of coroutines")
     parser.add_argument("--work", type=float, default=0.25, help="CPU seconds per coroutine (on one thread)")
     parser.add_argument("--threads", type=int, default=cores, help="worker threads for the parallel run")

@@ -70,7 +70,7 @@ def _sync_fixture(func: Callable[..., Any], rt: Runtime) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(func):
 
         @functools.wraps(func)
-        def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any]:
             agen = func(*args, **kwargs)
             value = rt.block_on(agen.__anext__())
             try:
@@ -93,7 +93,7 @@ def _sync_fixture(func: Callable[..., Any], rt: Runtime) -> Callable[..., Any]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Generator[None, Any, None]:
+def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Generator[None, Any]:
     func = fixturedef.func
     node = request.node
     is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)

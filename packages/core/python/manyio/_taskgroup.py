@@ -72,9 +72,7 @@ class TaskGroup:
         """Starts ``coro`` in the group and returns its :class:`Task`."""
         return self._live_core().spawn(coro, name)
 
-    def start_soon(
-        self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None
-    ) -> None:
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
         """Starts ``fn(*args)`` in the group."""
         core = self._live_core()
         core.spawn(fn(*args), name or getattr(fn, "__qualname__", None))
@@ -144,7 +142,9 @@ class TaskGroup:
         raise to_raise
 
 
-async def _run_until_started(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], status: TaskStatus[Any]) -> Any:
+async def _run_until_started(
+    fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], status: TaskStatus[Any]
+) -> Any:
     try:
         return await fn(*args, task_status=status)
     except BaseException as e:

@@ -17,6 +17,9 @@ use crate::task::cancel::CancelNode;
 use crate::task::Task;
 use crate::time::{TimerAction, TimerKey, Timers};
 
+/// A worker's own run queue; the worker thread owns it, others steal through a `Stealer`.
+pub type LocalQueue = Worker<Py<Task>>;
+
 /// Counters for `manyio.stats()`. Relaxed: they are statistics, not synchronisation.
 #[derive(Default)]
 pub struct WorkerStats {
@@ -48,8 +51,8 @@ impl Shared {
     pub fn new(
         threads: usize,
         exception_handler: Option<Py<PyAny>>,
-    ) -> std::io::Result<(Arc<Self>, Vec<Worker<Py<Task>>>)> {
-        let locals: Vec<Worker<Py<Task>>> = (0..threads).map(|_| Worker::new_fifo()).collect();
+    ) -> std::io::Result<(Arc<Self>, Vec<LocalQueue>)> {
+        let locals: Vec<LocalQueue> = (0..threads).map(|_| Worker::new_fifo()).collect();
         let stealers = locals.iter().map(Worker::stealer).collect();
         let (driver, waker) = Driver::new()?;
         let shared = Arc::new_cyclic(|weak| Shared {

@@ -29,15 +29,17 @@ def calibrate(seconds: float) -> int:
         n *= 2
 
 
-def burn(n: int) -> float:
-    acc = 0.0
+def burn(n: int) -> int:
+    # Only small-int constants: on 3.14t, float and large-int constants are shared objects
+    # whose reference counts the threads would fight over, and the loop would not scale.
+    acc = 0
     for i in range(n):
-        acc += (12345.6789 * (i % 7 + 1)) ** 0.5
+        acc = (acc * 31 + i) & 0xFF
     return acc
 
 
-async def worker(iterations: int, slices: int) -> float:
-    total = 0.0
+async def worker(iterations: int, slices: int) -> int:
+    total = 0
     step = max(1, iterations // slices)
     done = 0
     while done < iterations:
@@ -47,13 +49,13 @@ async def worker(iterations: int, slices: int) -> float:
     return total
 
 
-async def batch(tasks: int, iterations: int) -> list[float]:
+async def batch(tasks: int, iterations: int) -> list[int]:
     async with manyio.TaskGroup() as tg:
         handles = [tg.spawn(worker(iterations, 20)) for _ in range(tasks)]
     return [h.result() for h in handles]
 
 
-def timed(threads: int, tasks: int, iterations: int) -> tuple[float, list[float]]:
+def timed(threads: int, tasks: int, iterations: int) -> tuple[float, list[int]]:
     t0 = time.perf_counter()
     results = manyio.run(batch(tasks, iterations), threads=threads)
     return time.perf_counter() - t0, results

@@ -58,8 +58,8 @@ impl Checkpoint {
 
 /// Lets other tasks run and raises `Cancelled` if the task is cancelled.
 #[pyfunction]
-pub fn checkpoint(py: Python<'_>) -> PyResult<Checkpoint> {
-    worker::current_runtime(py, "manyio.checkpoint()")?;
+pub fn checkpoint() -> PyResult<Checkpoint> {
+    worker::require_worker("manyio.checkpoint()")?;
     Ok(Checkpoint {
         yielded: AtomicBool::new(false),
     })
@@ -68,7 +68,7 @@ pub fn checkpoint(py: Python<'_>) -> PyResult<Checkpoint> {
 fn sleep_until_ns(py: Python<'_>, deadline_ns: u64, what: &str) -> PyResult<Py<PyAny>> {
     let rt = worker::current_runtime(py, what)?;
     if deadline_ns <= clock::now_ns() {
-        return Ok(checkpoint(py)?.into_pyobject(py)?.into_any().unbind());
+        return Ok(checkpoint()?.into_pyobject(py)?.into_any().unbind());
     }
     let slot = Arc::new(Completion::new());
     let key = rt.add_timer(deadline_ns, TimerAction::Complete(slot.clone()));

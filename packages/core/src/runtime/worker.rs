@@ -83,6 +83,15 @@ pub fn current_runtime(_py: Python<'_>, what: &str) -> PyResult<Arc<Shared>> {
     worker_runtime().ok_or_else(|| errors::no_runtime(what))
 }
 
+/// Cheap "are we on a worker?" check for hot paths that need no runtime handle.
+pub fn require_worker(what: &str) -> PyResult<()> {
+    if WORKER.with(|w| w.borrow().is_some()) {
+        Ok(())
+    } else {
+        Err(errors::no_runtime(what))
+    }
+}
+
 pub fn worker_runtime() -> Option<Arc<Shared>> {
     WORKER.with(|w| w.borrow().as_ref().map(|ctx| ctx.shared.clone()))
 }

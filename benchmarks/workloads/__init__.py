@@ -1,0 +1,29 @@
+"""Benchmark workloads: one module per workload, each with ``NAME``, ``sizes(quick)``,
+``verify(result, size, params)``, optional ``label(size)``, and ``VARIANTS`` mapping an
+implementation name to ``(runtime, async main(size, params))``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+WORKLOAD_NAMES = ("spawn", "pingpong", "lock", "channel", "cpu")
+
+
+def load(name: str) -> ModuleType:
+    if name not in WORKLOAD_NAMES:
+        raise ValueError(f"unknown workload {name!r}; known: {', '.join(WORKLOAD_NAMES)}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def human(n: int) -> str:
+    for div, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= div and n % div == 0:
+            return f"{n // div}{suffix}"
+    return str(n)
+
+
+def label(module: ModuleType, size: int) -> str:
+    fn = getattr(module, "label", None)
+    return f"{module.NAME} {fn(size) if fn else human(size)}"

@@ -98,7 +98,7 @@ impl CancelScope {
                 ));
             }
             let t = task.get();
-            let node = CancelNode::new_child(&t.current_node(), t.id);
+            let node = CancelNode::new_child(&t.current_node(), t.key);
             node.set_shield(py, *this.shield.lock().unwrap_or_else(|p| p.into_inner()));
             t.set_current_node(node.clone());
             st.entered = true;

@@ -1,7 +1,7 @@
 //! The runtime: worker threads, their queues and parking, the driver, the blocking pool.
 pub mod blocking;
 mod driver;
-mod registry;
+pub mod registry;
 mod shared;
 pub mod worker;
 

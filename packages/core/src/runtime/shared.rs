@@ -56,7 +56,7 @@ impl Shared {
         let stealers = locals.iter().map(Worker::stealer).collect();
         let (driver, waker) = Driver::new()?;
         let shared = Arc::new_cyclic(|weak| Shared {
-            registry: Registry::default(),
+            registry: Registry::new(threads),
             timers: Timers::default(),
             root: CancelNode::new_root(weak.clone()),
             blocking: BlockingPool::new(weak.clone()),
@@ -97,8 +97,11 @@ impl Shared {
 
     /// Puts a SCHEDULED task in a run queue: the local one when called on one of our workers.
     pub fn schedule(self: &Arc<Self>, task: Py<Task>) {
-        if let Err(task) = worker::push_local(self, task) {
-            self.injector.push(task);
+        match worker::push_local(self, task) {
+            // With one worker, the one pushing onto its own queue is awake: nobody to wake.
+            Ok(()) if self.threads() == 1 => return,
+            Ok(()) => {}
+            Err(task) => self.injector.push(task),
         }
         self.notify_one();
     }

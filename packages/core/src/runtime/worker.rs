@@ -18,6 +18,7 @@ const MAINTENANCE_INTERVAL: u32 = 61;
 
 struct WorkerCtx {
     shared: Arc<Shared>,
+    index: usize,
     local: Worker<Py<Task>>,
 }
 
@@ -32,6 +33,7 @@ pub fn run(py: Python<'_>, shared: Arc<Shared>, index: usize, local: Worker<Py<T
     WORKER.with(|w| {
         *w.borrow_mut() = Some(WorkerCtx {
             shared: shared.clone(),
+            index,
             local,
         })
     });
@@ -90,6 +92,14 @@ pub fn require_worker(what: &str) -> PyResult<()> {
     } else {
         Err(errors::no_runtime(what))
     }
+}
+
+/// The calling worker's index if it belongs to `shared` (its registry shard), else usize::MAX.
+pub fn worker_index(shared: &Arc<Shared>) -> usize {
+    WORKER.with(|w| match &*w.borrow() {
+        Some(ctx) if Arc::ptr_eq(&ctx.shared, shared) => ctx.index,
+        _ => usize::MAX,
+    })
 }
 
 pub fn worker_runtime() -> Option<Arc<Shared>> {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use pyo3::prelude::*;
 
+use crate::runtime::registry::RegKey;
 use crate::runtime::Shared;
 use crate::task::Task;
 
@@ -23,8 +24,8 @@ const NO_SLOT: usize = usize::MAX;
 
 pub struct CancelNode {
     parent: Option<Arc<CancelNode>>,
-    /// The task that entered this node (the only one whose current node it can be).
-    owner: u64,
+    /// Registry key of the task that entered this node (the only one that can stand in it).
+    owner: RegKey,
     rt: Weak<Shared>,
     cancel_called: AtomicBool,
     shield: AtomicBool,
@@ -75,10 +76,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl CancelNode {
     /// The runtime's root: every task is below it, so cancelling it cancels everything.
     pub fn new_root(rt: Weak<Shared>) -> Arc<Self> {
-        Arc::new(Self::make(None, 0, rt))
+        Arc::new(Self::make(None, RegKey::MAX, rt))
     }
 
-    fn make(parent: Option<Arc<CancelNode>>, owner: u64, rt: Weak<Shared>) -> Self {
+    fn make(parent: Option<Arc<CancelNode>>, owner: RegKey, rt: Weak<Shared>) -> Self {
         Self {
             parent,
             owner,
@@ -92,7 +93,7 @@ impl CancelNode {
     }
 
     /// A node under `parent`, owned by task `owner`, registered so cancels reach it.
-    pub fn new_child(parent: &Arc<CancelNode>, owner: u64) -> Arc<Self> {
+    pub fn new_child(parent: &Arc<CancelNode>, owner: RegKey) -> Arc<Self> {
         let node = Arc::new(Self::make(Some(parent.clone()), owner, parent.rt.clone()));
         let slot = lock(&parent.children).insert(Arc::downgrade(&node));
         node.slot_in_parent.store(slot, Ordering::Release);

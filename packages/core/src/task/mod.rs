@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 
 use crate::errors;
 use crate::outcome::Outcome;
+use crate::runtime::registry::RegKey;
 use crate::runtime::Shared;
 use crate::sync::lot::{park_on, TaskQueue};
 use crate::sync::waiter::{wake_all, Waiter};
@@ -54,6 +55,8 @@ pub struct Spawn {
 #[pyclass(frozen, weakref, module = "manyio")]
 pub struct Task {
     pub id: u64,
+    /// Where the registry keeps us; cancel nodes name their owner by it.
+    pub key: RegKey,
     pub state: TaskState,
     pub rt: Arc<Shared>,
     coro: Mutex<Option<Py<PyAny>>>,
@@ -65,7 +68,8 @@ pub struct Task {
     /// The innermost cancel scope the task is in (its root when in none).
     pub current: Mutex<Arc<CancelNode>>,
     outcome: OnceLock<Outcome>,
-    joiners: Arc<TaskQueue>,
+    /// Tasks awaiting this one; allocated by the first of them.
+    joiners: OnceLock<Arc<TaskQueue>>,
     group: Option<Arc<GroupState>>,
     parent: Option<u64>,
     /// Someone looked at the outcome (awaited, result(), a group): no need to report it.
@@ -90,12 +94,16 @@ impl Task {
             Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyContext_CopyCurrent())?.unbind()
         };
         let id = rt.next_task_id();
-        let root = CancelNode::new_child(&spec.parent_node, id);
+        let key = rt
+            .registry
+            .reserve(crate::runtime::worker::worker_index(rt));
+        let root = CancelNode::new_child(&spec.parent_node, key);
         let parent = crate::runtime::worker::current_task_id();
         let task = Py::new(
             py,
             Task {
                 id,
+                key,
                 state: TaskState::new_scheduled(),
                 rt: rt.clone(),
                 coro: Mutex::new(Some(spec.coro)),
@@ -105,14 +113,14 @@ impl Task {
                 current: Mutex::new(root.clone()),
                 root,
                 outcome: OnceLock::new(),
-                joiners: Arc::default(),
+                joiners: OnceLock::new(),
                 retrieved: AtomicBool::new(spec.group.is_some()),
                 group: spec.group,
                 parent,
                 blocker: spec.blocker,
             },
         )?;
-        rt.registry.insert(id, task.clone_ref(py));
+        rt.registry.fill(key, task.clone_ref(py));
         rt.schedule(task.clone_ref(py));
         Ok(task)
     }
@@ -151,7 +159,10 @@ impl Task {
         let for_group = self.group.as_ref().map(|_| outcome.clone_ref(py));
         let _ = self.outcome.set(outcome);
         let out = self.outcome.get().expect("just set");
-        let wakers = self.joiners.hand_all(|| out.clone_ref(py));
+        let wakers = match self.joiners.get() {
+            Some(j) => j.hand_all(|| out.clone_ref(py)),
+            None => Vec::new(),
+        };
         if !wakers.is_empty() {
             self.retrieved.store(true, Ordering::Release);
         }
@@ -162,7 +173,7 @@ impl Task {
         if let Some(b) = &self.blocker {
             b.release();
         }
-        self.rt.registry.remove(self.id);
+        self.rt.registry.remove(self.key);
     }
 
     fn is_cancelled_outcome(&self, py: Python<'_>) -> bool {
@@ -256,10 +267,11 @@ impl Task {
                 None,
             ),
             None => {
-                let w = park_on(&self.joiners);
+                let joiners = self.joiners.get_or_init(Arc::default);
+                let w = park_on(joiners);
                 // The task may have ended between the check and the push.
                 if let Some(o) = self.outcome.get() {
-                    wake_all(self.joiners.hand_all(|| o.clone_ref(py)));
+                    wake_all(joiners.hand_all(|| o.clone_ref(py)));
                 }
                 w
             }

@@ -1,7 +1,16 @@
 //! A level-triggered event: once set, every wait returns at once until it is cleared.
+//!
+//! The flag and the waiter list change under one lock. With two locks (or an atomic flag and
+//! a separate queue) a `set()` whose flag write was seen, and already undone by `clear()`,
+//! could still complete a waiter that parked after the clear: a wake-up from the past.
+//! The atomic mirror of the flag only serves lock-free reads (`is_set`, the fast path).
 
+use std::collections::BTreeMap;
+
+use crate::completion::Completion;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
-use crate::wait_queue::{Slot, WaitQueue};
+use crate::loom::{lock, sync::Arc, sync::Mutex};
+use crate::wait_queue::Slot;
 
 pub enum Wait<T, W> {
     /// The event is set.
@@ -10,9 +19,15 @@ pub enum Wait<T, W> {
     Park(u64, Slot<T, W>),
 }
 
+struct Inner<T, W> {
+    set: bool,
+    next_id: u64,
+    waiters: BTreeMap<u64, Slot<T, W>>,
+}
+
 pub struct EventCore<T, W> {
     flag: AtomicBool,
-    waiters: WaitQueue<T, W>,
+    inner: Mutex<Inner<T, W>>,
 }
 
 impl<T, W> Default for EventCore<T, W> {
@@ -25,7 +40,11 @@ impl<T, W> EventCore<T, W> {
     pub fn new() -> Self {
         Self {
             flag: AtomicBool::new(false),
-            waiters: WaitQueue::new(),
+            inner: Mutex::new(Inner {
+                set: false,
+                next_id: 0,
+                waiters: BTreeMap::new(),
+            }),
         }
     }
 
@@ -37,32 +56,45 @@ impl<T, W> EventCore<T, W> {
         if self.is_set() {
             return Wait::Ready;
         }
-        let (id, slot) = self.waiters.push();
-        // set() may have run between the check and the push: look again, or we sleep forever.
-        if self.is_set() {
-            self.waiters.remove(id);
+        let mut inner = lock(&self.inner);
+        if inner.set {
             return Wait::Ready;
         }
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let slot = Arc::new(Completion::new());
+        inner.waiters.insert(id, slot.clone());
         Wait::Park(id, slot)
     }
 
     /// Sets the flag, completes every waiter with a value from `make`, returns their wakers.
-    pub fn set(&self, make: impl FnMut() -> T) -> Vec<W> {
-        if self.flag.swap(true, Ordering::AcqRel) {
-            return Vec::new();
-        }
-        self.waiters.hand_all(make)
+    pub fn set(&self, mut make: impl FnMut() -> T) -> Vec<W> {
+        let waiters = {
+            let mut inner = lock(&self.inner);
+            if inner.set {
+                return Vec::new();
+            }
+            inner.set = true;
+            self.flag.store(true, Ordering::Release);
+            std::mem::take(&mut inner.waiters)
+        };
+        waiters
+            .into_values()
+            .filter_map(|slot| slot.complete(make()).ok().flatten())
+            .collect()
     }
 
     pub fn clear(&self) {
+        let mut inner = lock(&self.inner);
+        inner.set = false;
         self.flag.store(false, Ordering::Release);
     }
 
     pub fn forget(&self, id: u64) {
-        self.waiters.remove(id);
+        lock(&self.inner).waiters.remove(&id);
     }
 
     pub fn waiting(&self) -> usize {
-        self.waiters.len()
+        lock(&self.inner).waiters.len()
     }
 }

@@ -163,3 +163,31 @@ fn event_set_races_wait() {
         assert!(ev.is_set());
     });
 }
+
+/// The ping-pong bug: a set() that a waiter observed, followed by clear(), must not complete a
+/// waiter that parks after the clear.
+#[test]
+fn event_set_never_wakes_a_wait_started_after_clear() {
+    loom::model(|| {
+        let ev: Arc<EventCore<(), u8>> = Arc::new(EventCore::new());
+        let ev2 = ev.clone();
+        let setter = thread::spawn(move || ev2.set(|| ()));
+        // Wait until the set is visible, clear it, then start a new wait.
+        loop {
+            if let Wait::Ready = ev.wait() {
+                break;
+            }
+            loom::thread::yield_now();
+        }
+        ev.clear();
+        let late = match ev.wait() {
+            Wait::Park(_, slot) => slot,
+            Wait::Ready => panic!("cleared event reported set"),
+        };
+        setter.join().unwrap();
+        assert!(
+            late.is_pending(),
+            "a set() from before the clear woke a later wait"
+        );
+    });
+}

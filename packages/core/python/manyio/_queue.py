@@ -53,6 +53,8 @@ class Queue(Generic[T]):
             self._items.append(item)
             return True
         self._unfinished -= 1
+        if self._unfinished == 0:
+            self._finished.set()
         return False
 
     def put_nowait(self, item: T) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from ._core import CancelScope, Event, Task, TaskGroupCore
+from ._core import CancelScope, Event, Task, TaskGroupCore, checkpoint
 from ._exceptions import Cancelled
 
 __all__ = ["TaskGroup", "TaskStatus"]
@@ -124,6 +124,13 @@ class TaskGroup:
                 self.cancel_scope.cancel()
         self._closed = True
         errors = core.errors()
+        if pending_cancel is None and not errors:
+            # Leaving the block is a checkpoint even when the children finished first, so a
+            # cancellation of the enclosing scope is delivered here.
+            try:
+                await checkpoint()
+            except Cancelled as c:
+                pending_cancel = c
         if errors:
             to_raise: BaseException | None = BaseExceptionGroup("unhandled errors in a TaskGroup", errors)
         else:

@@ -111,6 +111,7 @@ pub fn current_time() -> f64 {
     clock::now_secs()
 }
 
+/// The task running this code; raises ``RuntimeError`` outside a manyio task.
 #[pyfunction]
 pub fn current_task(py: Python<'_>) -> PyResult<Py<Task>> {
     worker::current_task(py).ok_or_else(|| errors::no_runtime("manyio.current_task()"))

@@ -31,6 +31,11 @@ struct State {
     cancelled_caught: bool,
 }
 
+/// A trio-style cancel scope: ``with CancelScope(deadline=..., shield=...) as scope:``.
+///
+/// Cancelling it (``cancel()`` or the deadline passing) makes every checkpoint inside raise
+/// ``Cancelled`` until the block exits; the scope then catches that ``Cancelled`` and sets
+/// ``cancelled_caught``. ``shield=True`` keeps cancellations from outside out.
 #[pyclass(frozen, module = "manyio")]
 pub struct CancelScope {
     state: Mutex<State>,
@@ -77,12 +82,17 @@ impl CancelScope {
 impl CancelScope {
     #[new]
     #[pyo3(signature = (*, deadline=f64::INFINITY, shield=false))]
-    fn new(deadline: f64, shield: bool) -> Self {
-        Self {
+    fn new(deadline: f64, shield: bool) -> PyResult<Self> {
+        if deadline.is_nan() {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "deadline must not be NaN",
+            ));
+        }
+        Ok(Self {
             state: Mutex::new(State::default()),
             deadline: Mutex::new(deadline),
             shield: Mutex::new(shield),
-        }
+        })
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {

@@ -10,6 +10,8 @@ use crate::outcome::Outcome;
 use crate::sync::waiter::{wake_all, Waiter};
 use crate::task::Task;
 
+/// A flag tasks can wait for: ``await event.wait()`` returns once ``event.set()`` was called.
+/// ``set()`` is safe from any thread, inside a runtime or not.
 #[pyclass(frozen, module = "manyio")]
 pub struct Event {
     core: Arc<EventCore<Outcome, Py<Task>>>,

@@ -42,14 +42,19 @@ pub fn wake_all(wakers: Vec<Py<Task>>) {
 #[pyclass(frozen, module = "manyio._core")]
 pub struct Waiter {
     pub slot: Arc<WaitSlot>,
+    /// Complete from the start (an event already set, a task already done): awaiting it is
+    /// still a checkpoint, so a cancelled task raises instead of taking the value.
+    pub born_ready: bool,
     yielded: AtomicBool,
     on_abort: Mutex<Option<AbortHook>>,
 }
 
 impl Waiter {
     pub fn new(slot: Arc<WaitSlot>, on_abort: Option<AbortHook>) -> Self {
+        let born_ready = !slot.is_pending();
         Self {
             slot,
+            born_ready,
             yielded: AtomicBool::new(false),
             on_abort: Mutex::new(on_abort),
         }

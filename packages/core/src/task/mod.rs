@@ -52,6 +52,8 @@ pub struct Spawn {
     pub blocker: Option<Arc<Blocker>>,
 }
 
+/// A coroutine running on a manyio runtime (see ``manyio.spawn``). Await it for its result;
+/// ``cancel()`` cancels it at its next checkpoint.
 #[pyclass(frozen, weakref, module = "manyio")]
 pub struct Task {
     pub id: u64,
@@ -75,6 +77,8 @@ pub struct Task {
     /// Someone looked at the outcome (awaited, result(), a group): no need to report it.
     retrieved: AtomicBool,
     blocker: Option<Arc<Blocker>>,
+    /// Set by the first step.
+    started: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,6 +93,7 @@ impl Task {
             let _ = spec.coro.call_method0(py, "close");
             return Err(PyRuntimeError::new_err("this manyio runtime is closed"));
         }
+        let coro = as_coroutine(py, spec.coro)?;
         // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
         let context = unsafe {
             Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyContext_CopyCurrent())?.unbind()
@@ -106,7 +111,7 @@ impl Task {
                 key,
                 state: TaskState::new_scheduled(),
                 rt: rt.clone(),
-                coro: Mutex::new(Some(spec.coro)),
+                coro: Mutex::new(Some(coro)),
                 context,
                 name: Mutex::new(spec.name),
                 waiting: Mutex::new(None),
@@ -118,6 +123,7 @@ impl Task {
                 group: spec.group,
                 parent,
                 blocker: spec.blocker,
+                started: AtomicBool::new(false),
             },
         )?;
         rt.registry.fill(key, task.clone_ref(py));
@@ -158,6 +164,9 @@ impl Task {
         self.root.detach();
         let for_group = self.group.as_ref().map(|_| outcome.clone_ref(py));
         let _ = self.outcome.set(outcome);
+        // Leave the registry before anyone is told: whoever awaited us must not still see us
+        // in all_tasks(). The caller holds a reference, so this does not free us.
+        self.rt.registry.remove(self.key);
         let out = self.outcome.get().expect("just set");
         let wakers = match self.joiners.get() {
             Some(j) => j.hand_all(|| out.clone_ref(py)),
@@ -173,7 +182,6 @@ impl Task {
         if let Some(b) = &self.blocker {
             b.release();
         }
-        self.rt.registry.remove(self.key);
     }
 
     fn is_cancelled_outcome(&self, py: Python<'_>) -> bool {
@@ -278,6 +286,14 @@ impl Task {
         }
     }
 
+    #[classmethod]
+    fn __class_getitem__(
+        cls: &Bound<'_, pyo3::types::PyType>,
+        _item: &Bound<'_, PyAny>,
+    ) -> Py<pyo3::types::PyType> {
+        cls.clone().unbind()
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         let state = match self.outcome.get() {
             None => "running".to_string(),
@@ -309,6 +325,27 @@ impl Drop for Task {
             });
         }
     }
+}
+
+/// Native coroutines are stepped directly; any other awaitable (a manyio waiter, a
+/// generator-based coroutine, an object with `__await__`) runs inside a small coroutine that
+/// awaits it, so that throwing `Cancelled` into it always works.
+fn as_coroutine(py: Python<'_>, obj: Py<PyAny>) -> PyResult<Py<PyAny>> {
+    // SAFETY: obj is a live object.
+    if unsafe { pyo3::ffi::PyCoro_CheckExact(obj.as_ptr()) } != 0 {
+        return Ok(obj);
+    }
+    let b = obj.bind(py);
+    if !b.hasattr("__await__")? {
+        let type_name = b.get_type().name()?;
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "expected a coroutine or another awaitable, got {type_name} object {}",
+            b.repr()?
+        )));
+    }
+    static WRAP: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let wrap = WRAP.import(py, "manyio._run", "_await")?;
+    Ok(wrap.call1((b,))?.unbind())
 }
 
 fn invalid_state(py: Python<'_>, msg: &str) -> PyErr {

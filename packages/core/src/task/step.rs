@@ -6,8 +6,12 @@
 //! - parked, not complete, not cancelled → a spurious wake-up (a cancel poke that a shield
 //!   blocked): park again without touching the coroutine;
 //! - not parked (new, or after a checkpoint) → throw `Cancelled` if cancelled, else send None.
+//!
+//! The same decision is taken right after a task parks, so a wait that starts inside an
+//! already-cancelled scope raises immediately.
 
 use std::ptr;
+use std::sync::atomic::Ordering;
 
 use manyio_engine::{Registered, RunEnd};
 use pyo3::exceptions::{PyStopIteration, PyTypeError};
@@ -68,7 +72,9 @@ impl Task {
                             let ready =
                                 waiter.get().slot.register(task.clone_ref(py)) == Registered::Ready;
                             *lock(&t.waiting) = Some(waiter.unbind());
-                            if ready {
+                            // Level-triggered: parking inside a cancelled scope raises at once,
+                            // not at the next wake-up (which might never come).
+                            if ready || t.is_cancelled() {
                                 resume = t.decide(py);
                                 continue;
                             }
@@ -97,7 +103,11 @@ impl Task {
             Some(w) => {
                 let waiter = w.get();
                 if !waiter.slot.is_pending() {
-                    Resume::Send
+                    if waiter.born_ready && self.is_cancelled() {
+                        self.cancelled_exc(py)
+                    } else {
+                        Resume::Send
+                    }
                 } else if self.is_cancelled() && waiter.abort() {
                     self.cancelled_exc(py)
                 } else if !waiter.slot.is_pending() {
@@ -108,7 +118,11 @@ impl Task {
                     Resume::ParkAgain
                 }
             }
-            None if self.is_cancelled() => self.cancelled_exc(py),
+            // A new task always runs to its first checkpoint (as in trio), so its code, and
+            // the try/finally it opens, runs even if it was cancelled before it started.
+            None if self.started.swap(true, Ordering::Relaxed) && self.is_cancelled() => {
+                self.cancelled_exc(py)
+            }
             None => Resume::Send,
         }
     }
@@ -185,7 +199,7 @@ fn bad_yield(py: Python<'_>, obj: &Bound<'_, PyAny>) -> Py<PyAny> {
         .map(|r| r.to_string())
         .unwrap_or_else(|_| "<unprintable object>".into());
     let hint = if obj.hasattr("_asyncio_future_blocking").unwrap_or(false) {
-        " (an asyncio future: run asyncio code through manyio.asyncio)"
+        " (an asyncio future, which needs a running asyncio event loop)"
     } else {
         ""
     };

@@ -1,0 +1,34 @@
+"""Shared fixtures for manyio's core tests.
+
+Most tests are plain functions that call :func:`manyio.run` themselves, so each one gets a
+fresh runtime and a leak in one test cannot hide in another. The async tests in
+``test_pytest_plugin.py`` exercise the pytest plugin instead.
+
+The suite runs with ``--import-mode=importlib``, so test modules cannot import helpers from
+here: helpers are handed out as fixtures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+import manyio
+
+WaitUntil = Callable[..., Awaitable[None]]
+
+
+async def _wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout} s: {predicate!r}")
+        await manyio.sleep(0.001)
+
+
+@pytest.fixture
+def wait_until() -> WaitUntil:
+    """``await wait_until(predicate, timeout=5.0)``: sleeps in small steps until it holds."""
+    return _wait_until

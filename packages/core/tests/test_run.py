@@ -1,0 +1,418 @@
+"""Entry points: ``manyio.run``, ``@manyio.main`` and ``manyio.Runtime``."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+
+import pytest
+import manyio
+
+pytestmark = pytest.mark.timeout(60)
+
+THREADS = 2
+
+
+# --- manyio.run ----------------------------------------------------------------------------
+
+
+def test_run_accepts_a_coroutine_and_returns_its_result() -> None:
+    async def main() -> int:
+        await manyio.checkpoint()
+        return 42
+
+    assert manyio.run(main(), threads=THREADS) == 42
+
+
+def test_run_accepts_an_async_function() -> None:
+    async def main() -> str:
+        await manyio.sleep(0)
+        return "called"
+
+    assert manyio.run(main, threads=THREADS) == "called"
+
+
+def test_run_propagates_the_exception_of_main() -> None:
+    class Boom(Exception):
+        pass
+
+    async def main() -> None:
+        await manyio.checkpoint()
+        raise Boom("from main")
+
+    with pytest.raises(Boom, match="from main"):
+        manyio.run(main, threads=THREADS)
+
+
+def test_run_rejects_things_that_are_not_coroutines() -> None:
+    with pytest.raises(TypeError, match=r"manyio\.run\(\)"):
+        manyio.run(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="returning 7"):
+        manyio.run(lambda: 7)  # type: ignore[arg-type, return-value]
+
+
+def test_run_rejects_invalid_thread_counts_and_closes_the_coroutine() -> None:
+    async def main() -> None:
+        pass
+
+    for bad in (0, 1025):
+        coro = main()
+        with pytest.raises(ValueError, match="threads"):
+            manyio.run(coro, threads=bad)
+        # Closed, so Python does not warn "coroutine was never awaited".
+        assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_run_starts_the_requested_number_of_workers(threads: int) -> None:
+    async def main() -> int:
+        return manyio.stats()["workers"]
+
+    assert manyio.run(main, threads=threads) == threads
+
+
+def test_tasks_run_at_the_same_time_on_different_worker_threads() -> None:
+    # A threading.Barrier can only be passed if both tasks block on it simultaneously,
+    # which proves they run in parallel on two different OS threads.
+    barrier = threading.Barrier(2, timeout=10)
+    idents: list[int] = []
+
+    async def part() -> None:
+        idents.append(threading.get_ident())
+        barrier.wait()
+
+    async def main() -> None:
+        async with manyio.TaskGroup() as tg:
+            tg.start_soon(part)
+            tg.start_soon(part)
+
+    manyio.run(main, threads=2)
+    assert len(set(idents)) == 2
+    assert threading.get_ident() not in idents
+
+
+def test_several_runtimes_one_after_another() -> None:
+    async def main(n: int) -> int:
+        async with manyio.TaskGroup() as tg:
+            tasks = [tg.spawn(double(i)) for i in range(n)]
+        return sum(t.result() for t in tasks)
+
+    async def double(i: int) -> int:
+        await manyio.sleep(0)
+        return 2 * i
+
+    for n in range(1, 8):
+        assert manyio.run(main(n), threads=THREADS) == n * (n - 1)
+
+
+def test_two_runtimes_at_the_same_time_in_different_threads() -> None:
+    results: dict[str, object] = {}
+
+    async def main(tag: str) -> str:
+        for _ in range(50):
+            await manyio.sleep(0.001)
+        return tag
+
+    def runner(tag: str) -> None:
+        try:
+            results[tag] = manyio.run(main(tag), threads=THREADS)
+        except BaseException as e:  # pragma: no cover - reported below
+            results[tag] = e
+
+    ts = [threading.Thread(target=runner, args=(tag,)) for tag in ("a", "b")]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert results == {"a": "a", "b": "b"}
+
+
+def test_when_run_returns_unfinished_tasks_were_cancelled_and_their_finally_ran() -> None:
+    log: list[str] = []
+
+    async def background(started: manyio.Event) -> None:
+        try:
+            started.set()
+            await manyio.sleep(100)
+            log.append("slept")  # pragma: no cover - must not happen
+        except manyio.Cancelled:
+            log.append("cancelled")
+            raise
+        finally:
+            # A finally block may still await, in a shielded scope.
+            with manyio.CancelScope(shield=True):
+                await manyio.sleep(0.01)
+            log.append("finally")
+
+    async def main() -> str:
+        started = manyio.Event()
+        for _ in range(3):
+            manyio.spawn(background(started))
+        await started.wait()
+        return "main done"
+
+    t0 = time.monotonic()
+    assert manyio.run(main, threads=THREADS) == "main done"
+    assert time.monotonic() - t0 < 10
+    assert log.count("finally") == 3
+    assert log.count("cancelled") == 3
+    assert "slept" not in log
+
+
+# --- @manyio.main --------------------------------------------------------------------------
+
+
+def test_main_decorator_with_threads() -> None:
+    @manyio.main(threads=3)
+    async def app(a: int, *, b: int) -> tuple[int, int]:
+        """App docstring."""
+        await manyio.checkpoint()
+        return a + b, manyio.stats()["workers"]
+
+    assert app(1, b=2) == (3, 3)
+    assert app.__name__ == "app"
+    assert app.__doc__ == "App docstring."
+    # A plain function now; every call gets a new runtime.
+    assert not inspect.iscoroutinefunction(app)
+    assert app(10, b=20) == (30, 3)
+
+
+def test_main_decorator_without_arguments() -> None:
+    @manyio.main
+    async def app() -> str:
+        await manyio.sleep(0)
+        return "bare"
+
+    assert app() == "bare"
+
+
+# --- manyio.Runtime ------------------------------------------------------------------------
+
+
+def test_runtime_context_manager_block_on_and_close() -> None:
+    async def compute(x: int) -> int:
+        await manyio.sleep(0.001)
+        return x * x
+
+    with manyio.Runtime(threads=2) as rt:
+        assert rt.threads == 2
+        assert not rt.closed
+        assert rt.block_on(compute(7)) == 49
+        assert rt.block_on(lambda: compute(8)) == 64
+        stats = rt.stats()
+        assert stats["workers"] == 2
+    assert rt.closed
+
+
+def test_closed_runtime_refuses_new_work_and_closes_the_coroutine() -> None:
+    rt = manyio.Runtime(threads=1)
+    rt.close()
+    rt.close()  # idempotent
+
+    async def job() -> None:
+        pass
+
+    coro = job()
+    with pytest.raises(RuntimeError, match="closed"):
+        rt.spawn(coro)
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+    with pytest.raises(RuntimeError, match="closed"):
+        rt.block_on(job())
+
+
+def test_runtime_block_on_propagates_exceptions() -> None:
+    async def fail() -> None:
+        await manyio.checkpoint()
+        raise KeyError("missing")
+
+    with manyio.Runtime(threads=2) as rt:
+        with pytest.raises(KeyError, match="missing"):
+            rt.block_on(fail())
+        # The runtime is still usable afterwards.
+        assert rt.block_on(_identity(5)) == 5
+
+
+async def _identity(x: int) -> int:
+    await manyio.checkpoint()
+    return x
+
+
+def test_runtime_spawn_from_foreign_threads() -> None:
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    async def job(i: int) -> int:
+        await manyio.sleep(0)
+        with lock:
+            seen.append(i)
+        return i
+
+    with manyio.Runtime(threads=2) as rt:
+        tasks: list[manyio.Task] = []
+        tasks_lock = threading.Lock()
+
+        def spawner(base: int) -> None:
+            for i in range(base, base + 25):
+                t = rt.spawn(job(i), name=f"job-{i}")
+                with tasks_lock:
+                    tasks.append(t)
+
+        threads = [threading.Thread(target=spawner, args=(k * 25,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+
+        async def collect() -> list[int]:
+            return [await t for t in tasks]
+
+        results = rt.block_on(collect())
+    assert sorted(results) == list(range(100))
+    assert sorted(seen) == list(range(100))
+    assert {t.name for t in tasks} == {f"job-{i}" for i in range(100)}
+
+
+def test_runtime_block_on_from_several_threads_at_once() -> None:
+    out: dict[int, object] = {}
+
+    async def work(i: int) -> int:
+        for _ in range(20):
+            await manyio.sleep(0.0005)
+        return i * 10
+
+    with manyio.Runtime(threads=2) as rt:
+
+        def caller(i: int) -> None:
+            out[i] = rt.block_on(work(i))
+
+        threads = [threading.Thread(target=caller, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert out == {i: i * 10 for i in range(4)}
+
+
+def test_block_on_and_close_from_a_task_of_the_same_runtime_raise() -> None:
+    with manyio.Runtime(threads=2) as rt:
+
+        async def inner() -> None:
+            pass
+
+        async def misuse() -> tuple[str, str]:
+            coro = inner()
+            with pytest.raises(RuntimeError, match="await") as e1:
+                rt.block_on(coro)
+            coro.close()
+            with pytest.raises(RuntimeError) as e2:
+                rt.close()
+            return str(e1.value), str(e2.value)
+
+        m1, _ = rt.block_on(misuse())
+        assert "block_on" in m1
+        assert not rt.closed
+
+
+def test_runtime_close_cancels_tasks_spawned_from_outside(wait_until) -> None:
+    log: list[str] = []
+
+    async def forever() -> None:
+        try:
+            await manyio.sleep(1000)
+        finally:
+            log.append("finally")
+
+    rt = manyio.Runtime(threads=2)
+    task = rt.spawn(forever())
+
+    async def started() -> None:
+        await wait_until(lambda: rt.stats()["timers"] == 1)
+
+    rt.block_on(started())
+    rt.close()
+    assert log == ["finally"]
+    assert task.done()
+    assert task.cancelled()
+
+
+# --- unretrieved exceptions ---------------------------------------------------------------
+
+
+def test_exception_in_an_unawaited_task_reaches_the_exception_handler(wait_until) -> None:
+    contexts: list[dict[str, object]] = []
+
+    class Lost(Exception):
+        pass
+
+    async def failing() -> None:
+        await manyio.checkpoint()
+        raise Lost("nobody awaits me")
+
+    async def main() -> None:
+        manyio.spawn(failing(), name="the-failing-task")
+        await wait_until(lambda: contexts)
+
+    manyio.run(main, threads=THREADS, exception_handler=contexts.append)
+    assert len(contexts) == 1
+    ctx = contexts[0]
+    assert isinstance(ctx["exception"], Lost)
+    assert str(ctx["exception"]) == "nobody awaits me"
+    assert "the-failing-task" in str(ctx["message"])
+
+
+def test_default_exception_handler_logs_with_traceback(caplog: pytest.LogCaptureFixture, wait_until) -> None:
+    class Lost(Exception):
+        pass
+
+    async def failing() -> None:
+        await manyio.checkpoint()
+        raise Lost("logged")
+
+    async def main() -> None:
+        manyio.spawn(failing(), name="logger-test")
+        await wait_until(lambda: any(r.name == "manyio" for r in caplog.records))
+
+    with caplog.at_level(logging.ERROR, logger="manyio"):
+        manyio.run(main, threads=THREADS)
+    records = [r for r in caplog.records if r.name == "manyio"]
+    assert len(records) == 1
+    record = records[0]
+    assert record.levelno == logging.ERROR
+    assert "logger-test" in record.getMessage()
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], Lost)
+    assert record.exc_info[2] is not None  # the traceback
+    assert "failing" in caplog.text  # the frame shows up in the formatted traceback
+
+
+def test_retrieved_or_cancelled_task_errors_are_not_reported(wait_until) -> None:
+    contexts: list[dict[str, object]] = []
+
+    async def failing() -> None:
+        await manyio.checkpoint()
+        raise ValueError("seen")
+
+    async def sleeper() -> None:
+        await manyio.sleep(100)
+
+    async def main() -> None:
+        awaited = manyio.spawn(failing())
+        with pytest.raises(ValueError):
+            await awaited
+        inspected = manyio.spawn(failing())
+        await wait_until(inspected.done)
+        assert isinstance(inspected.exception(), ValueError)
+        resulted = manyio.spawn(failing())
+        await wait_until(resulted.done)
+        with pytest.raises(ValueError):
+            resulted.result()
+        cancelled = manyio.spawn(sleeper())
+        await manyio.sleep(0.01)
+        cancelled.cancel()
+        await wait_until(cancelled.done)
+        del awaited, inspected, resulted, cancelled
+
+    manyio.run(main, threads=THREADS, exception_handler=contexts.append)
+    assert contexts == []

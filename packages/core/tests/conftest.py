@@ -13,9 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-import pytest
-
 import manyio
+import pytest
 
 WaitUntil = Callable[..., Awaitable[None]]
 

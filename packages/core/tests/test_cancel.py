@@ -6,9 +6,8 @@ import asyncio
 import math
 import time
 
-import pytest
-
 import manyio
+import pytest
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -140,14 +139,13 @@ def test_awaiting_in_a_finally_after_a_deadline_raises_instead_of_hanging() -> N
     log: list[str] = []
 
     async def main() -> None:
-        with manyio.move_on_after(3) as guard:
-            with manyio.move_on_after(0.02) as scope:
-                try:
-                    await manyio.sleep(100)
-                finally:
-                    log.append("finally")
-                    await manyio.Event().wait()
-                    log.append("unreachable")  # pragma: no cover
+        with manyio.move_on_after(3) as guard, manyio.move_on_after(0.02) as scope:
+            try:
+                await manyio.sleep(100)
+            finally:
+                log.append("finally")
+                await manyio.Event().wait()
+                log.append("unreachable")  # pragma: no cover
         assert log == ["finally"]
         assert not guard.cancelled_caught, "the wait in the finally block parked forever"
         assert scope.cancelled_caught
@@ -172,10 +170,9 @@ def test_waiting_on_a_set_event_in_a_cancelled_scope_is_still_a_checkpoint() -> 
 
 def test_an_exception_other_than_cancelled_passes_through_a_cancelled_scope() -> None:
     async def main() -> None:
-        with pytest.raises(KeyError):
-            with manyio.CancelScope() as scope:
-                scope.cancel()
-                raise KeyError("not a cancellation")
+        with pytest.raises(KeyError), manyio.CancelScope() as scope:
+            scope.cancel()
+            raise KeyError("not a cancellation")
         assert not scope.cancelled_caught
 
     run(main)
@@ -183,9 +180,8 @@ def test_an_exception_other_than_cancelled_passes_through_a_cancelled_scope() ->
 
 def test_a_cancelled_raised_by_hand_is_not_caught_by_a_scope_that_was_not_cancelled() -> None:
     async def main() -> None:
-        with pytest.raises(manyio.Cancelled):
-            with manyio.CancelScope() as scope:
-                raise manyio.Cancelled
+        with pytest.raises(manyio.Cancelled), manyio.CancelScope() as scope:
+            raise manyio.Cancelled
         assert not scope.cancelled_caught
 
     run(main)
@@ -309,14 +305,13 @@ def test_dropping_a_shield_while_parked_delivers_the_cancellation(wait_until) ->
 
 def test_setting_shield_while_entered_protects_the_body() -> None:
     async def main() -> None:
-        with manyio.CancelScope() as outer:
-            with manyio.CancelScope() as inner:
-                inner.shield = True
-                outer.cancel()
-                await manyio.sleep(0.01)  # shielded: no Cancelled
-                inner.shield = False
-                await manyio.checkpoint()
-                pytest.fail("unreachable")  # pragma: no cover
+        with manyio.CancelScope() as outer, manyio.CancelScope() as inner:
+            inner.shield = True
+            outer.cancel()
+            await manyio.sleep(0.01)  # shielded: no Cancelled
+            inner.shield = False
+            await manyio.checkpoint()
+            pytest.fail("unreachable")  # pragma: no cover
         assert outer.cancelled_caught
 
     run(main)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import contextvars
 import threading
 
-import pytest
-
 import manyio
+import pytest
 
 pytestmark = pytest.mark.timeout(60)
 

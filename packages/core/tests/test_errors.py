@@ -10,9 +10,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 import manyio
+import pytest
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import inspect
 import types
 
-import pytest
-
 import manyio
 import manyio.compat
 import manyio.from_thread
+import pytest
 
 MODULES = [manyio, manyio.from_thread, manyio.compat]
 

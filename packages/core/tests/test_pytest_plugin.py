@@ -11,9 +11,8 @@ import contextvars
 import textwrap
 from collections.abc import AsyncIterator
 
-import pytest
-
 import manyio
+import pytest
 
 pytest_plugins = ["pytester"]
 

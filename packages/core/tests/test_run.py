@@ -7,8 +7,8 @@ import logging
 import threading
 import time
 
-import pytest
 import manyio
+import pytest
 
 pytestmark = pytest.mark.timeout(60)
 

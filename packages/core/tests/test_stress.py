@@ -10,9 +10,8 @@ import random
 import threading
 import time
 
-import pytest
-
 import manyio
+import pytest
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,9 +7,8 @@ import math
 import threading
 import time
 
-import pytest
-
 import manyio
+import pytest
 
 pytestmark = pytest.mark.timeout(60)
 

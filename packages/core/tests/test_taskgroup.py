@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 import manyio
+import pytest
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import time
 
-import pytest
-
 import manyio
+import pytest
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,9 +71,8 @@ def test_move_on_after_zero_cancels_at_the_first_checkpoint() -> None:
 def test_fail_after_raises_timeout_error() -> None:
     async def main() -> None:
         t0 = time.monotonic()
-        with pytest.raises(TimeoutError):
-            with manyio.fail_after(0.05):
-                await manyio.sleep(100)
+        with pytest.raises(TimeoutError), manyio.fail_after(0.05):
+            await manyio.sleep(100)
         assert time.monotonic() - t0 < 2
 
     run(main)
@@ -82,9 +80,8 @@ def test_fail_after_raises_timeout_error() -> None:
 
 def test_fail_at_raises_timeout_error() -> None:
     async def main() -> None:
-        with pytest.raises(TimeoutError):
-            with manyio.fail_at(manyio.current_time() + 0.05):
-                await manyio.sleep(100)
+        with pytest.raises(TimeoutError), manyio.fail_at(manyio.current_time() + 0.05):
+            await manyio.sleep(100)
 
     run(main)
 
@@ -102,10 +99,9 @@ def test_fail_after_that_does_not_expire_returns_normally() -> None:
 
 def test_fail_after_lets_other_exceptions_through() -> None:
     async def main() -> None:
-        with pytest.raises(KeyError):
-            with manyio.fail_after(100):
-                await manyio.checkpoint()
-                raise KeyError("inner")
+        with pytest.raises(KeyError), manyio.fail_after(100):
+            await manyio.checkpoint()
+            raise KeyError("inner")
 
     run(main)
 
@@ -113,10 +109,9 @@ def test_fail_after_lets_other_exceptions_through() -> None:
 def test_fail_after_yields_a_scope_whose_deadline_can_be_moved() -> None:
     async def main() -> None:
         t0 = time.monotonic()
-        with pytest.raises(TimeoutError):
-            with manyio.fail_after(100) as scope:
-                scope.deadline = manyio.current_time() + 0.02
-                await manyio.sleep(100)
+        with pytest.raises(TimeoutError), manyio.fail_after(100) as scope:
+            scope.deadline = manyio.current_time() + 0.02
+            await manyio.sleep(100)
         assert time.monotonic() - t0 < 2
 
     run(main)
@@ -126,9 +121,8 @@ def test_fail_after_yields_a_scope_whose_deadline_can_be_moved() -> None:
 def test_negative_or_nan_durations_are_rejected(helper) -> None:  # type: ignore[no-untyped-def]
     async def main() -> None:
         for bad in (-1, -0.5, math.nan):
-            with pytest.raises(ValueError):
-                with helper(bad):
-                    pass  # pragma: no cover
+            with pytest.raises(ValueError), helper(bad):
+                pass  # pragma: no cover
 
     run(main)
 
@@ -136,9 +130,8 @@ def test_negative_or_nan_durations_are_rejected(helper) -> None:  # type: ignore
 @pytest.mark.parametrize("helper", [manyio.move_on_at, manyio.fail_at])
 def test_nan_deadlines_are_rejected(helper) -> None:  # type: ignore[no-untyped-def]
     async def main() -> None:
-        with pytest.raises(ValueError):
-            with helper(math.nan):
-                pass  # pragma: no cover
+        with pytest.raises(ValueError), helper(math.nan):
+            pass  # pragma: no cover
 
     run(main)
 
@@ -169,9 +162,8 @@ def test_inner_timeout_inside_a_longer_outer_one() -> None:
 
 def test_outer_timeout_shorter_than_the_inner_one() -> None:
     async def main() -> None:
-        with manyio.move_on_after(0.02) as outer:
-            with manyio.move_on_after(100) as inner:
-                await manyio.sleep(100)
+        with manyio.move_on_after(0.02) as outer, manyio.move_on_after(100) as inner:
+            await manyio.sleep(100)
         assert outer.cancelled_caught
         assert not inner.cancelled_caught
 

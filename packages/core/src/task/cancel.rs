@@ -93,11 +93,20 @@ impl CancelNode {
     }
 
     /// A node under `parent`, owned by task `owner`, registered so cancels reach it.
+    ///
+    /// Children of the runtime's root are not listed: cancelling the root reaches every task
+    /// through the registry instead, which spares each spawn a global lock.
     pub fn new_child(parent: &Arc<CancelNode>, owner: RegKey) -> Arc<Self> {
         let node = Arc::new(Self::make(Some(parent.clone()), owner, parent.rt.clone()));
-        let slot = lock(&parent.children).insert(Arc::downgrade(&node));
-        node.slot_in_parent.store(slot, Ordering::Release);
+        if !parent.is_root() {
+            let slot = lock(&parent.children).insert(Arc::downgrade(&node));
+            node.slot_in_parent.store(slot, Ordering::Release);
+        }
         node
+    }
+
+    fn is_root(&self) -> bool {
+        self.parent.is_none()
     }
 
     pub fn parent(&self) -> Option<&Arc<CancelNode>> {
@@ -187,6 +196,14 @@ impl CancelNode {
     /// Wakes the owners of this node and of every node below it, not crossing shields.
     fn poke_subtree(self: &Arc<Self>, py: Python<'_>) {
         let Some(rt) = self.rt.upgrade() else { return };
+        if self.is_root() {
+            // Everything is below the root; a woken task works out for itself whether a
+            // shield keeps the cancellation out.
+            for task in rt.registry.all(py) {
+                Task::wake(task);
+            }
+            return;
+        }
         let mut stack = vec![self.clone()];
         let mut owners = Vec::new();
         while let Some(node) = stack.pop() {

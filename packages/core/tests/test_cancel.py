@@ -363,6 +363,47 @@ def test_scopes_exited_out_of_order_raise() -> None:
     run(main)
 
 
+def test_a_scope_cannot_be_exited_by_another_task() -> None:
+    # Only the task that entered a scope may exit it; another task trying must get a
+    # RuntimeError and leave the owner's scope intact.
+    async def main() -> None:
+        scope = manyio.CancelScope()
+        entered = manyio.Event()
+        release = manyio.Event()
+
+        async def owner() -> bool:
+            with scope:
+                entered.set()
+                await release.wait()
+                await manyio.sleep(100)
+            return scope.cancelled_caught
+
+        task = manyio.spawn(owner())
+        await entered.wait()
+        try:
+            with pytest.raises(RuntimeError):
+                scope.__exit__(None, None, None)
+        finally:
+            release.set()
+            await manyio.sleep(0.01)
+            scope.cancel()
+            outcome: object = "the owner was not cancelled by its own scope"
+            with manyio.move_on_after(2):
+                try:
+                    outcome = await task
+                except RuntimeError as e:
+                    outcome = e
+            task.cancel()
+            with manyio.move_on_after(2):
+                try:
+                    await task
+                except BaseException:
+                    pass
+        assert outcome is True
+
+    run(main)
+
+
 def test_cancelling_a_scope_cancels_the_tasks_of_a_task_group_inside() -> None:
     finished: list[str] = []
 

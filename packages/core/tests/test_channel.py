@@ -244,6 +244,56 @@ def test_cancelled_receiver_leaves_the_queue() -> None:
     run(main)
 
 
+def test_closing_a_receive_end_wakes_the_tasks_blocked_on_it(wait_until) -> None:
+    # trio semantics: close() on an end makes the tasks blocked on *that* end raise
+    # ClosedResourceError, rather than leaving them parked forever.
+    async def main() -> None:
+        send, receive = manyio.channel(0)
+
+        async def receiver() -> str:
+            try:
+                await receive.receive()
+            except manyio.ClosedResourceError:
+                return "closed"
+            return "received"  # pragma: no cover
+
+        task = manyio.spawn(receiver())
+        await wait_until(lambda: receive.statistics()["tasks_waiting_receive"] == 1)
+        receive.close()
+        with manyio.move_on_after(2) as guard:
+            result = await task
+        assert not guard.cancelled_caught, "the receiver stayed blocked on a closed receive end"
+        assert result == "closed"
+        send.close()
+
+    run(main)
+
+
+def test_closing_a_send_end_wakes_the_tasks_blocked_on_it(wait_until) -> None:
+    async def main() -> None:
+        send, receive = manyio.channel(0)
+
+        async def sender() -> str:
+            try:
+                await send.send("value")
+            except manyio.ClosedResourceError:
+                return "closed"
+            return "sent"  # pragma: no cover
+
+        task = manyio.spawn(sender())
+        await wait_until(lambda: send.statistics()["tasks_waiting_send"] == 1)
+        send.close()
+        with manyio.move_on_after(2) as guard:
+            result = await task
+        assert not guard.cancelled_caught, "the sender stayed blocked on a closed send end"
+        assert result == "closed"
+        # The value of a send that failed was not delivered.
+        with pytest.raises(manyio.EndOfChannel):
+            receive.receive_nowait()
+
+    run(main)
+
+
 def test_blocked_senders_move_into_the_buffer_in_order(wait_until) -> None:
     async def main() -> None:
         send, receive = manyio.channel(1)

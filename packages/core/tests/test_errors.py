@@ -112,6 +112,28 @@ def test_asyncio_sleep_inside_manyio_raises_type_error() -> None:
     run(main)
 
 
+def test_spawning_the_same_coroutine_twice_fails_one_task_cleanly() -> None:
+    async def body() -> str:
+        for _ in range(200):
+            await manyio.checkpoint()
+        return "ran"
+
+    async def main() -> list[str]:
+        coro = body()
+        tasks = [manyio.spawn(coro), manyio.spawn(coro)]
+        outcomes = []
+        for t in tasks:
+            try:
+                outcomes.append(await t)
+            except (RuntimeError, ValueError) as e:
+                outcomes.append(type(e).__name__)
+        return outcomes
+
+    outcomes = run(main)
+    assert outcomes.count("ran") == 1
+    assert len(outcomes) == 2
+
+
 # --- using manyio outside a runtime -----------------------------------------------------------
 
 

@@ -138,13 +138,21 @@ def test_user_suite_with_async_tests_and_fixtures(pytester: pytest.Pytester) -> 
             await manyio.checkpoint()
             return 99
 
+        @pytest.fixture
+        async def derived(resource, module_value):
+            await manyio.checkpoint()
+            return f"{resource}-{module_value}"
+
+        async def test_fixture_chain(derived):
+            assert derived == "resource-99"
+
         async def test_uses_resource(resource, module_value):
             assert resource == "resource"
             assert module_value == 99
             assert manyio.current_task() is not None
 
         def test_teardown_ran():
-            assert LOG == ["setup", "teardown"]
+            assert LOG == ["setup", "teardown", "setup", "teardown"]
 
         def test_sync_test_with_async_fixture(module_value):
             assert module_value == 99
@@ -162,7 +170,7 @@ def test_user_suite_with_async_tests_and_fixtures(pytester: pytest.Pytester) -> 
             raise KeyError("boom")
         """,
     )
-    result.assert_outcomes(passed=4, failed=2)
+    result.assert_outcomes(passed=5, failed=2)
     result.stdout.fnmatch_lines(["*async failure must be reported*"])
     result.stdout.fnmatch_lines(["*KeyError*boom*"])
 

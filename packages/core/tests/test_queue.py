@@ -190,6 +190,28 @@ def test_shutdown() -> None:
     run(main)
 
 
+def test_shutdown_wakes_blocked_putters() -> None:
+    async def main() -> None:
+        q: manyio.Queue[int] = manyio.Queue(1)
+        q.put_nowait(1)
+
+        async def putter() -> str:
+            try:
+                await q.put(2)
+            except asyncio.QueueShutDown:
+                return "shut down"
+            return "put"  # pragma: no cover
+
+        task = manyio.spawn(putter())
+        await manyio.sleep(0.02)
+        assert not task.done()
+        q.shutdown()
+        with manyio.fail_after(2):
+            assert await task == "shut down"
+
+    run(main)
+
+
 def test_shutdown_lets_remaining_items_be_drained_unless_immediate() -> None:
     async def main() -> None:
         q: manyio.Queue[int] = manyio.Queue()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -159,6 +163,51 @@ def test_when_run_returns_unfinished_tasks_were_cancelled_and_their_finally_ran(
     assert log.count("finally") == 3
     assert log.count("cancelled") == 3
     assert "slept" not in log
+
+
+def test_ctrl_c_cancels_main_runs_finally_blocks_and_raises_keyboard_interrupt() -> None:
+    # In a child process, so the signal cannot reach pytest itself.
+    code = textwrap.dedent(
+        """
+        import os, signal, threading, time
+        import manyio
+
+        log = []
+
+        async def background():
+            try:
+                await manyio.sleep(100)
+            finally:
+                log.append("background finally")
+
+        async def main():
+            manyio.spawn(background())
+            try:
+                await manyio.sleep(100)
+            finally:
+                with manyio.CancelScope(shield=True):
+                    await manyio.sleep(0.01)
+                log.append("main finally")
+
+        def interrupt():
+            time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt, daemon=True).start()
+        t0 = time.monotonic()
+        try:
+            manyio.run(main, threads=2)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", sorted(log), time.monotonic() - t0 < 10)
+        else:
+            print("returned normally")
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "KeyboardInterrupt ['background finally', 'main finally'] True", proc.stderr
 
 
 # --- @manyio.main --------------------------------------------------------------------------
@@ -337,6 +386,65 @@ def test_runtime_close_cancels_tasks_spawned_from_outside(wait_until) -> None:
     assert task.cancelled()
 
 
+def _os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_closing_runtimes_leaves_no_threads_behind() -> None:
+    before = _os_threads()
+
+    async def main() -> None:
+        await manyio.to_thread(time.sleep, 0.001)
+        async with manyio.TaskGroup() as tg:
+            for _ in range(3):
+                tg.start_soon(manyio.to_thread, time.sleep, 0.001)
+
+    for _ in range(5):
+        manyio.run(main, threads=3)
+    deadline = time.monotonic() + 5
+    while _os_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _os_threads() <= before
+
+
+def test_a_task_can_be_cancelled_from_a_foreign_thread() -> None:
+    log: list[str] = []
+
+    async def sleeper() -> None:
+        try:
+            await manyio.sleep(100)
+        finally:
+            log.append("finally")
+
+    with manyio.Runtime(threads=2) as rt:
+        task = rt.spawn(sleeper())
+        time.sleep(0.02)
+        t0 = time.monotonic()
+        task.cancel()  # from the main thread, which is not a worker
+
+        async def wait() -> None:
+            with pytest.raises(manyio.Cancelled):
+                await task
+
+        rt.block_on(wait())
+        assert time.monotonic() - t0 < 2
+    assert log == ["finally"]
+    assert task.cancelled()
+
+
+def test_a_scope_can_be_cancelled_from_a_foreign_thread() -> None:
+    async def main() -> bool:
+        scope = manyio.CancelScope()
+        timer = threading.Timer(0.02, scope.cancel)
+        timer.start()
+        with scope:
+            await manyio.sleep(100)
+        timer.join()
+        return scope.cancelled_caught
+
+    assert manyio.run(main, threads=THREADS) is True
+
+
 # --- unretrieved exceptions ---------------------------------------------------------------
 
 
@@ -385,6 +493,27 @@ def test_default_exception_handler_logs_with_traceback(caplog: pytest.LogCapture
     assert isinstance(record.exc_info[1], Lost)
     assert record.exc_info[2] is not None  # the traceback
     assert "failing" in caplog.text  # the frame shows up in the formatted traceback
+
+
+def test_an_error_is_still_reported_when_the_only_awaiter_gave_up(wait_until) -> None:
+    # Starting to await a task is not retrieving its outcome: if the awaiter is cancelled
+    # before the task ends, nobody sees the exception, so the handler must get it.
+    contexts: list[dict[str, object]] = []
+
+    async def fails_later() -> None:
+        await manyio.sleep(0.05)
+        raise ValueError("nobody saw me")
+
+    async def main() -> None:
+        task = manyio.spawn(fails_later())
+        with manyio.move_on_after(0.01):
+            await task
+        del task
+        await wait_until(lambda: contexts, timeout=2)
+
+    manyio.run(main, threads=THREADS, exception_handler=contexts.append)
+    assert len(contexts) == 1
+    assert isinstance(contexts[0]["exception"], ValueError)
 
 
 def test_retrieved_or_cancelled_task_errors_are_not_reported(wait_until) -> None:

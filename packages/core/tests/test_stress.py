@@ -396,6 +396,92 @@ def test_cancel_storm_against_lock_and_semaphore_waiters() -> None:
         assert violations == 0
 
 
+@pytest.mark.timeout(60)
+def test_nested_task_group_trees_with_random_failures() -> None:
+    """A tree of nested task groups; random leaves fail. Errors come out as nested groups,
+    every finally runs, and nothing is left behind."""
+
+    async def main(seed: int) -> tuple[int, int, int]:
+        rng = random.Random(seed)
+        failing = {i for i in range(256) if rng.random() < 0.03} or {17}
+        finalized: list[int] = []
+        raised: list[int] = []
+
+        async def leaf(i: int) -> None:
+            try:
+                for _ in range(3):
+                    await manyio.sleep(0.0005 * (i % 4))
+                if i in failing:
+                    raised.append(i)
+                    raise ValueError(i)
+            finally:
+                finalized.append(i)
+
+        async def node(depth: int, index: int) -> None:
+            async with manyio.TaskGroup() as tg:
+                for k in range(4):
+                    if depth == 3:
+                        tg.start_soon(leaf, index * 4 + k)
+                    else:
+                        tg.start_soon(node, depth + 1, index * 4 + k)
+
+        def leaves(exc: BaseException) -> list[int]:
+            if isinstance(exc, BaseExceptionGroup):
+                return [v for e in exc.exceptions for v in leaves(e)]
+            assert isinstance(exc, ValueError)
+            return [exc.args[0]]
+
+        try:
+            await node(0, 0)
+        except BaseExceptionGroup as eg:
+            reported = leaves(eg)
+        else:  # pragma: no cover - at least one leaf always fails
+            reported = []
+        assert sorted(reported) == sorted(raised)
+        assert manyio.all_tasks() == [manyio.current_task()]
+        assert manyio.stats()["timers"] == 0
+        return len(finalized), len(set(finalized)), len(reported)
+
+    for seed in range(REPEAT):
+        started, unique, reported = run(lambda seed=seed: main(seed))
+        assert started == unique == 256
+        assert reported >= 1
+
+
+@pytest.mark.timeout(60)
+def test_to_thread_storm_with_cancellation() -> None:
+    async def main(seed: int) -> tuple[int, int]:
+        rng = random.Random(seed)
+        limiter = manyio.CapacityLimiter(4)
+        finished = []
+        results = []
+
+        def work(i: int) -> int:
+            time.sleep(rng.random() * 0.002)
+            finished.append(i)
+            return i
+
+        async def caller(i: int) -> None:
+            with manyio.move_on_after(rng.random() * 0.004):
+                results.append(
+                    await manyio.to_thread(work, i, limiter=limiter, abandon_on_cancel=rng.random() < 0.3)
+                )
+
+        async with manyio.TaskGroup() as tg:
+            for i in range(200):
+                tg.start_soon(caller, i)
+        assert limiter.borrowed_tokens == 0
+        deadline = time.monotonic() + 5
+        while len(finished) < len(results) and time.monotonic() < deadline:
+            await manyio.sleep(0.005)
+        assert set(results) <= set(finished)
+        return len(results), len(set(results))
+
+    for seed in range(REPEAT):
+        n, unique = run(lambda seed=seed: main(seed))
+        assert n == unique
+
+
 def test_spawn_and_await_many_short_tasks() -> None:
     async def leaf(i: int) -> int:
         await manyio.checkpoint()

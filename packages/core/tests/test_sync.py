@@ -506,6 +506,35 @@ def test_barrier_validation_and_single_party() -> None:
     assert run(main) == 0
 
 
+def test_barrier_indices_stay_unique_after_a_waiter_left(wait_until) -> None:
+    # wait() returns "this task's arrival index in the released generation": the tasks
+    # released together must get distinct indices even if another waiter gave up before.
+    async def main() -> list[int]:
+        barrier = manyio.Barrier(3)
+        leave = manyio.CancelScope()
+
+        async def leaver() -> None:
+            with leave:
+                await barrier.wait()
+
+        async def stayer() -> int:
+            return await barrier.wait()
+
+        left = manyio.spawn(leaver())
+        await wait_until(lambda: barrier.n_waiting == 1)
+        first = manyio.spawn(stayer())
+        await wait_until(lambda: barrier.n_waiting == 2)
+        leave.cancel()
+        await left  # gave up: one waiter is left
+        assert barrier.n_waiting == 1
+        second = manyio.spawn(stayer())
+        await wait_until(lambda: barrier.n_waiting == 2)
+        third = manyio.spawn(stayer())
+        return sorted([await first, await second, await third])
+
+    assert run(main) == [0, 1, 2]
+
+
 def test_cancelled_barrier_waiter_leaves(wait_until) -> None:
     async def main() -> None:
         barrier = manyio.Barrier(2)

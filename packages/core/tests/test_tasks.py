@@ -156,6 +156,32 @@ async def _await(awaitable):  # type: ignore[no-untyped-def]
     return await awaitable
 
 
+def test_task_repr_shows_name_and_state() -> None:
+    async def fail() -> None:
+        raise ValueError
+
+    async def main() -> None:
+        gate = manyio.Event()
+        running = manyio.spawn(gate.wait(), name="waiting-one")
+        assert "waiting-one" in repr(running)
+        assert "running" in repr(running)
+        gate.set()
+        await running
+        assert "done" in repr(running)
+        failed = manyio.spawn(fail())
+        with pytest.raises(ValueError):
+            await failed
+        assert "failed" in repr(failed)
+        cancelled = manyio.spawn(manyio.Event().wait())
+        await manyio.sleep(0.01)
+        cancelled.cancel()
+        with pytest.raises(manyio.Cancelled):
+            await cancelled
+        assert "cancelled" in repr(cancelled)
+
+    run(main)
+
+
 # --- cancelling tasks ------------------------------------------------------------------------
 
 
@@ -363,6 +389,38 @@ def test_work_spreads_to_other_workers() -> None:
     assert stats["steals"] > 0
 
 
+def test_a_task_hogging_one_worker_does_not_stall_timers_or_the_other_worker() -> None:
+    # One worker is stuck in a task that never checkpoints; the other must keep running
+    # tasks and firing timers.
+    async def main() -> float:
+        done = threading.Event()
+        hogging = threading.Event()
+
+        async def hog() -> None:
+            hogging.set()
+            t0 = time.monotonic()
+            while not done.is_set() and time.monotonic() - t0 < 5:
+                time.sleep(0.001)
+
+        async def sleeper() -> float:
+            t0 = time.monotonic()
+            for _ in range(10):
+                await manyio.sleep(0.005)
+            return time.monotonic() - t0
+
+        h = manyio.spawn(hog())
+        while not hogging.is_set():
+            await manyio.sleep(0.001)
+        try:
+            return await manyio.spawn(sleeper())
+        finally:
+            done.set()
+            await h
+
+    for _ in range(5):
+        assert run(main, threads=2) < 2
+
+
 # --- checkpoints -------------------------------------------------------------------------------
 
 
@@ -439,17 +497,31 @@ def test_sleep_until() -> None:
     run(main)
 
 
+@pytest.mark.parametrize("forever", ["sleep", "sleep_until"])
+def test_infinite_sleeps_can_be_cancelled_and_leave_no_timer(forever: str) -> None:
+    async def main() -> None:
+        with manyio.move_on_after(0.02) as scope:
+            if forever == "sleep":
+                await manyio.sleep(math.inf)
+            else:
+                await manyio.sleep_until(math.inf)
+        assert scope.cancelled_caught
+        assert manyio.stats()["timers"] == 0
+
+    run(main)
+
+
 def test_current_time_uses_the_time_monotonic_scale() -> None:
     async def main() -> None:
         a = manyio.current_time()
         b = time.monotonic()
         c = manyio.current_time()
-        assert abs(a - b) < 0.05
+        assert abs(a - b) < 0.5
         assert a <= c
 
     run(main)
     # It also works outside a runtime.
-    assert abs(manyio.current_time() - time.monotonic()) < 0.05
+    assert abs(manyio.current_time() - time.monotonic()) < 0.5
 
 
 def test_many_concurrent_sleeps_wake_in_time() -> None:

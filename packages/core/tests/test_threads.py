@@ -149,6 +149,34 @@ def test_to_thread_respects_a_limiter() -> None:
     assert max_running == 2
 
 
+def test_an_abandoned_thread_keeps_its_limiter_token_until_it_finishes() -> None:
+    # The limiter bounds the threads in use. A thread the task stopped waiting for is still
+    # running, so (as in trio) its token is returned only when it finishes.
+    running = 0
+    max_running = 0
+    lock = threading.Lock()
+
+    def work(duration: float) -> None:
+        nonlocal running, max_running
+        with lock:
+            running += 1
+            max_running = max(max_running, running)
+        time.sleep(duration)
+        with lock:
+            running -= 1
+
+    async def main() -> None:
+        limiter = manyio.CapacityLimiter(1)
+        with manyio.move_on_after(0.02):
+            await manyio.to_thread(work, 0.2, limiter=limiter, abandon_on_cancel=True)
+        await manyio.to_thread(work, 0.01, limiter=limiter)
+        await manyio.sleep(0.3)  # let the abandoned thread finish
+        assert limiter.borrowed_tokens == 0
+
+    run(main)
+    assert max_running == 1
+
+
 def test_default_thread_limiter() -> None:
     limiter = manyio.current_default_thread_limiter()
     assert isinstance(limiter, manyio.CapacityLimiter)

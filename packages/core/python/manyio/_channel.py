@@ -28,8 +28,9 @@ class _State:
         self.mutex = threading.Lock()
         self.max_buffer = max_buffer
         self.buffer: deque[Any] = deque()
-        self.senders: deque[tuple[Waiter, Any]] = deque()
-        self.receivers: deque[Waiter] = deque()
+        # Each waiter remembers the end it waits on: closing that end wakes it.
+        self.senders: deque[tuple[Waiter, Any, object]] = deque()
+        self.receivers: deque[tuple[Waiter, object]] = deque()
         self.open_send = 0
         self.open_receive = 0
 
@@ -66,7 +67,7 @@ class SendChannel(Generic[T]):
         """Under the mutex: gives ``value`` to a waiting receiver or the buffer."""
         s = self._state
         while s.receivers:
-            if s.receivers.popleft().complete(value):
+            if s.receivers.popleft()[0].complete(value):
                 return True
         if len(s.buffer) < s.max_buffer:
             s.buffer.append(value)
@@ -82,7 +83,7 @@ class SendChannel(Generic[T]):
             if self._deliver(value):
                 return
             waiter = Waiter()
-            record = (waiter, value)
+            record = (waiter, value, self)
             s.senders.append(record)
         try:
             result = await waiter
@@ -97,16 +98,21 @@ class SendChannel(Generic[T]):
             raise BrokenResourceError("every receive end of the channel is closed")
 
     def close(self) -> None:
+        """Closes this end: tasks blocked sending on it get :class:`ClosedResourceError`."""
         s = self._state
         with s.mutex:
             if self._closed:
                 return
             self._closed = True
             s.open_send -= 1
+            mine = [r for r in s.senders if r[2] is self]
+            for record in mine:
+                s.senders.remove(record)
+                record[0].fail(ClosedResourceError())
             if s.open_send == 0:
                 receivers, s.receivers = s.receivers, deque()
-                for r in receivers:
-                    r.fail(EndOfChannel())
+                for waiter, _ in receivers:
+                    waiter.fail(EndOfChannel())
 
     async def aclose(self) -> None:
         self.close()
@@ -149,13 +155,13 @@ class ReceiveChannel(Generic[T]):
             value = s.buffer.popleft()
             # Room freed: move a blocked sender's value in.
             while s.senders:
-                waiter, pending = s.senders.popleft()
+                waiter, pending, _ = s.senders.popleft()
                 if waiter.complete():
                     s.buffer.append(pending)
                     break
             return True, value
         while s.senders:
-            waiter, pending = s.senders.popleft()
+            waiter, pending, _ = s.senders.popleft()
             if waiter.complete():
                 return True, pending
         return False, None
@@ -185,27 +191,33 @@ class ReceiveChannel(Generic[T]):
             if s.open_send == 0:
                 raise EndOfChannel
             waiter = Waiter()
-            s.receivers.append(waiter)
+            record = (waiter, self)
+            s.receivers.append(record)
         try:
             return await waiter
         except BaseException:
             with s.mutex:
                 try:
-                    s.receivers.remove(waiter)
+                    s.receivers.remove(record)
                 except ValueError:
                     pass
             raise
 
     def close(self) -> None:
+        """Closes this end: tasks blocked receiving on it get :class:`ClosedResourceError`."""
         s = self._state
         with s.mutex:
             if self._closed:
                 return
             self._closed = True
             s.open_receive -= 1
+            mine = [r for r in s.receivers if r[1] is self]
+            for record in mine:
+                s.receivers.remove(record)
+                record[0].fail(ClosedResourceError())
             if s.open_receive == 0:
                 senders, s.senders = s.senders, deque()
-                for waiter, _ in senders:
+                for waiter, _, _ in senders:
                     waiter.complete(_CLOSED)
                 s.buffer.clear()
 

@@ -257,20 +257,24 @@ class Barrier:
         return len(self._waiters)
 
     async def wait(self) -> int:
-        """Returns this task's arrival index (0 for the first) in the released generation."""
+        """Returns this task's arrival index (0 for the first) in the released generation.
+
+        Indices are handed out when the generation is released, so a waiter that gave up
+        (was cancelled) leaves no gap or duplicate.
+        """
         await checkpoint()
         with self._mutex:
-            index = len(self._waiters)
-            if index + 1 == self._parties:
+            if len(self._waiters) + 1 == self._parties:
                 waiters, self._waiters = self._waiters, deque()
                 self._generation += 1
+                index = 0
                 for w in waiters:
-                    w.complete()
+                    if w.complete(index):
+                        index += 1
                 return index
             waiter = Waiter()
             self._waiters.append(waiter)
-        await _park(self._mutex, self._waiters, waiter, waiter)
-        return index
+        return await _park(self._mutex, self._waiters, waiter, waiter)
 
 
 class CapacityLimiter(_AsyncContext):

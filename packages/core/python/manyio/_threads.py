@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import functools
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -47,16 +46,27 @@ async def to_thread(
         data = await manyio.to_thread(path.read_bytes)
     """
     limiter = limiter if limiter is not None else current_default_thread_limiter()
-    await limiter.acquire()
+    # One borrower per call: an abandoned thread keeps its token until it really finishes,
+    # and must not stop the same task from starting another thread meanwhile.
+    borrower = object()
+    await limiter.acquire_on_behalf_of(borrower)
+    context = contextvars.copy_context()
+
+    def call() -> T:
+        try:
+            return context.run(fn, *args)
+        finally:
+            limiter.release_on_behalf_of(borrower)
+
     try:
-        call = functools.partial(contextvars.copy_context().run, fn, *args)
         waiter = _core.to_thread_raw(call)
-        if abandon_on_cancel:
-            return await waiter
-        with CancelScope(shield=True):
-            return await waiter
-    finally:
-        limiter.release()
+    except BaseException:
+        limiter.release_on_behalf_of(borrower)
+        raise
+    if abandon_on_cancel:
+        return await waiter
+    with CancelScope(shield=True):
+        return await waiter
 
 
 def from_thread_run(async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:

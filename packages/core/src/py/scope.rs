@@ -142,6 +142,11 @@ impl CancelScope {
                 .expect("entered scopes have a task")
                 .clone_ref(py);
             let t = task.get();
+            if worker::current_task_id() != Some(t.id) {
+                return Err(PyRuntimeError::new_err(
+                    "a cancel scope can only be exited by the task that entered it",
+                ));
+            }
             if !Arc::ptr_eq(&t.current_node(), &node) {
                 return Err(PyRuntimeError::new_err(
                     "cancel scopes must be exited in the reverse order they were entered, \

@@ -168,13 +168,15 @@ impl Task {
         // in all_tasks(). The caller holds a reference, so this does not free us.
         self.rt.registry.remove(self.key);
         let out = self.outcome.get().expect("just set");
+        // Only awaiters still waiting count as retrieving the outcome: one that gave up
+        // (cancelled) removed itself, and then the handler must still hear of an error.
         let wakers = match self.joiners.get() {
-            Some(j) => j.hand_all(|| out.clone_ref(py)),
-            None => Vec::new(),
+            Some(j) if !j.is_empty() => {
+                self.retrieved.store(true, Ordering::Release);
+                j.hand_all(|| out.clone_ref(py))
+            }
+            _ => Vec::new(),
         };
-        if !wakers.is_empty() {
-            self.retrieved.store(true, Ordering::Release);
-        }
         wake_all(wakers);
         if let (Some(group), Some(o)) = (&self.group, for_group) {
             group.child_done(py, o);
@@ -268,17 +270,20 @@ impl Task {
 
     /// `await task` waits for it to end and returns its result (or raises its exception).
     fn __await__(&self, py: Python<'_>) -> Waiter {
-        self.retrieved.store(true, Ordering::Release);
         match self.outcome.get() {
-            Some(o) => Waiter::new(
-                Arc::new(manyio_engine::Completion::ready(o.clone_ref(py))),
-                None,
-            ),
+            Some(o) => {
+                self.retrieved.store(true, Ordering::Release);
+                Waiter::new(
+                    Arc::new(manyio_engine::Completion::ready(o.clone_ref(py))),
+                    None,
+                )
+            }
             None => {
                 let joiners = self.joiners.get_or_init(Arc::default);
                 let w = park_on(joiners);
                 // The task may have ended between the check and the push.
                 if let Some(o) = self.outcome.get() {
+                    self.retrieved.store(true, Ordering::Release);
                     wake_all(joiners.hand_all(|| o.clone_ref(py)));
                 }
                 w

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import manyio
 import pytest
@@ -545,3 +546,36 @@ def test_retrieved_or_cancelled_task_errors_are_not_reported(wait_until) -> None
 
     manyio.run(main, threads=THREADS, exception_handler=contexts.append)
     assert contexts == []
+
+
+def test_run_inside_a_task_is_refused() -> None:
+    async def inner() -> int:
+        return 1
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="cannot be called from a running manyio task"):
+            manyio.run(inner())
+
+    manyio.run(main, threads=THREADS)
+
+
+def test_an_unclosed_runtime_stops_its_threads_when_collected() -> None:
+    import gc
+
+    def worker_threads() -> int:
+        return sum(
+            1 for t in Path("/proc/self/task").iterdir() if "manyio-worker" in (t / "comm").read_text()
+        )
+
+    before = worker_threads()
+    rt = manyio.Runtime(2)
+    assert rt.block_on(_answer()) == 42
+    assert worker_threads() == before + 2
+    del rt
+    gc.collect()
+    assert worker_threads() == before
+
+
+async def _answer() -> int:
+    await manyio.checkpoint()
+    return 42

@@ -470,10 +470,11 @@ def test_to_thread_storm_with_cancellation() -> None:
         async with manyio.TaskGroup() as tg:
             for i in range(200):
                 tg.start_soon(caller, i)
-        assert limiter.borrowed_tokens == 0
+        # Abandoned threads may still run (and hold their tokens) for a moment.
         deadline = time.monotonic() + 5
-        while len(finished) < len(results) and time.monotonic() < deadline:
+        while limiter.borrowed_tokens and time.monotonic() < deadline:
             await manyio.sleep(0.005)
+        assert limiter.borrowed_tokens == 0
         assert set(results) <= set(finished)
         return len(results), len(set(results))
 

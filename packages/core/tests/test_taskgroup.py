@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import manyio
@@ -81,6 +82,45 @@ def test_children_know_their_parent() -> None:
         async with manyio.TaskGroup() as tg:
             tasks = [tg.spawn(child()) for _ in range(3)]
         assert [t.result() for t in tasks] == [host.id] * 3
+
+    run(main)
+
+
+def test_children_inherit_the_deadlines_of_the_scopes_around_the_group() -> None:
+    async def deadline() -> float:
+        await manyio.checkpoint()
+        return manyio.current_effective_deadline()
+
+    async def main() -> None:
+        target = manyio.current_time() + 50
+        with manyio.CancelScope(deadline=target):
+            async with manyio.TaskGroup() as tg:
+                task = tg.spawn(deadline())
+        assert task.result() == target
+        # manyio.spawn starts a detached task: the spawner's scopes do not apply to it.
+        with manyio.CancelScope(deadline=target):
+            detached = manyio.spawn(deadline())
+            assert await detached == math.inf
+
+    run(main)
+
+
+def test_children_are_protected_by_a_shield_around_the_group() -> None:
+    async def child() -> str:
+        await manyio.sleep(0.03)
+        await manyio.checkpoint()
+        return "finished"
+
+    async def main() -> None:
+        with manyio.CancelScope() as outer:
+            with manyio.CancelScope(shield=True):
+                async with manyio.TaskGroup() as tg:
+                    task = tg.spawn(child())
+                    outer.cancel()
+            assert task.result() == "finished"
+            await manyio.checkpoint()
+            pytest.fail("unreachable")  # pragma: no cover
+        assert outer.cancelled_caught
 
     run(main)
 

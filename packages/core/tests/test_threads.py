@@ -114,7 +114,9 @@ def test_abandon_on_cancel_returns_at_once() -> None:
     async def main() -> float:
         t0 = time.monotonic()
         with manyio.move_on_after(0.02) as scope:
-            await manyio.to_thread(slow, abandon_on_cancel=True)
+            # A limiter of its own: the abandoned thread must not hold a default-limiter token
+            # while later tests look at that limiter.
+            await manyio.to_thread(slow, abandon_on_cancel=True, limiter=manyio.CapacityLimiter(1))
         assert scope.cancelled_caught
         elapsed = time.monotonic() - t0
         assert not done.is_set()

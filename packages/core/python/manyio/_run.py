@@ -6,6 +6,7 @@ import functools
 import inspect
 import logging
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -45,6 +46,14 @@ async def _await(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
+def _in_task() -> bool:
+    try:
+        _core.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
 class Runtime:
     """A set of worker threads that run tasks in parallel.
 
@@ -63,8 +72,12 @@ class Runtime:
         *,
         exception_handler: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
-        self._core = _core.Runtime(threads, exception_handler or default_exception_handler)
+        core = _core.Runtime(threads, exception_handler or default_exception_handler)
+        self._core = core
         self._lock = threading.Lock()
+        # A runtime nobody closed is closed when it is collected or at interpreter exit, so
+        # its worker threads never outlive it.
+        self._finalizer = weakref.finalize(self, core.close)
 
     @property
     def threads(self) -> int:
@@ -89,7 +102,7 @@ class Runtime:
     def close(self) -> None:
         """Cancels the tasks still running, waits for them, and stops the workers."""
         with self._lock:
-            self._core.close()
+            self._finalizer()
 
     def __enter__(self) -> Runtime:
         return self
@@ -119,6 +132,13 @@ def run(
 
         assert manyio.run(main()) == 42
     """
+    if _in_task():
+        if inspect.iscoroutine(main):
+            main.close()
+        raise RuntimeError(
+            "manyio.run() cannot be called from a running manyio task: it would block a worker; "
+            "await the coroutine (or spawn it) instead"
+        )
     coro = _as_coroutine(main, "manyio.run()")
     try:
         rt = Runtime(threads, exception_handler=exception_handler)

@@ -30,3 +30,24 @@ pub fn no_runtime(what: &str) -> PyErr {
          (start one with manyio.run(main()))"
     ))
 }
+
+fn manyio_exception<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    py.import("manyio._exceptions")?.getattr(name)
+}
+
+/// `manyio.BusyResourceError(msg)`.
+pub fn busy(msg: &str) -> PyErr {
+    Python::attach(|py| match manyio_exception(py, "BusyResourceError") {
+        Ok(cls) => match cls.call1((msg,)) {
+            Ok(e) => PyErr::from_value(e),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    })
+}
+
+/// A fresh `manyio.ClosedResourceError`, for waiters on an fd being closed.
+pub fn closed_resource(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    manyio_exception(py, "ClosedResourceError")?
+        .call1(("the resource was closed while a task was waiting on it",))
+}

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 
 mod clock;
 mod errors;
+mod io;
 mod outcome;
 mod py;
 mod runtime;
@@ -45,4 +46,6 @@ mod _core {
         all_tasks, checkpoint, current_effective_deadline, current_runtime, current_task,
         current_time, from_thread_runtime, sleep, sleep_until, spawn, to_thread_raw,
     };
+    #[pymodule_export]
+    use crate::py::io::{notify_closing, wait_readable, wait_writable};
 }

@@ -14,6 +14,8 @@ Example::
 
 from . import compat as compat
 from . import from_thread as from_thread
+from . import net as net
+from . import sockets as sockets
 from ._channel import ReceiveChannel as ReceiveChannel
 from ._channel import SendChannel as SendChannel
 from ._channel import channel as channel
@@ -25,9 +27,12 @@ from ._core import checkpoint as checkpoint
 from ._core import current_effective_deadline as current_effective_deadline
 from ._core import current_task as current_task
 from ._core import current_time as current_time
+from ._core import notify_closing as notify_closing
 from ._core import sleep as sleep
 from ._core import sleep_until as sleep_until
 from ._core import spawn as spawn
+from ._core import wait_readable as wait_readable
+from ._core import wait_writable as wait_writable
 from ._exceptions import BrokenResourceError as BrokenResourceError
 from ._exceptions import BusyResourceError as BusyResourceError
 from ._exceptions import Cancelled as Cancelled
@@ -95,11 +100,16 @@ __all__ = [
     "main",
     "move_on_after",
     "move_on_at",
+    "net",
+    "notify_closing",
     "run",
     "sleep",
     "sleep_until",
+    "sockets",
     "spawn",
     "stats",
     "to_thread",
+    "wait_readable",
+    "wait_writable",
     "yield_now",
 ]

@@ -1,6 +1,6 @@
 //! The runtime: worker threads, their queues and parking, the driver, the blocking pool.
 pub mod blocking;
-mod driver;
+pub mod driver;
 pub mod registry;
 mod shared;
 pub mod worker;

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::clock;
+use crate::io::reactor::Reactor;
 use crate::runtime::blocking::BlockingPool;
 use crate::runtime::driver::{Driver, DriverWaker};
 use crate::runtime::registry::Registry;
@@ -30,6 +31,7 @@ pub struct WorkerStats {
 
 pub struct Shared {
     pub registry: Registry,
+    pub reactor: Arc<Reactor>,
     pub timers: Timers,
     pub root: Arc<CancelNode>,
     pub blocking: BlockingPool,
@@ -54,9 +56,10 @@ impl Shared {
     ) -> std::io::Result<(Arc<Self>, Vec<LocalQueue>)> {
         let locals: Vec<LocalQueue> = (0..threads).map(|_| Worker::new_fifo()).collect();
         let stealers = locals.iter().map(Worker::stealer).collect();
-        let (driver, waker) = Driver::new()?;
+        let (driver, waker, registry) = Driver::new()?;
         let shared = Arc::new_cyclic(|weak| Shared {
             registry: Registry::new(threads),
+            reactor: Arc::new(Reactor::new(registry)),
             timers: Timers::default(),
             root: CancelNode::new_root(weak.clone()),
             blocking: BlockingPool::new(weak.clone()),
@@ -200,8 +203,10 @@ impl Shared {
                     driver
                 });
                 self.timers.end_poll();
+                let ready = driver.take_ready();
                 *self.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(driver);
                 self.idle.retract(index);
+                self.dispatch(py, ready);
                 self.timers.fire_due(py);
                 // We leave the driver to run work: let another sleeper take it over.
                 if self.idle.sleeping() > 0 && self.has_work() {
@@ -216,10 +221,24 @@ impl Shared {
         }
     }
 
-    /// Periodic work for busy workers: timers must fire even when nobody sleeps in the driver.
+    fn dispatch(&self, py: Python<'_>, ready: Vec<crate::runtime::driver::Ready>) {
+        for (token, readable, writable) in ready {
+            self.reactor.dispatch(py, token, readable, writable);
+        }
+    }
+
+    /// Periodic work for busy workers: timers must fire and I/O must be noticed even when
+    /// nobody sleeps in the driver.
     pub fn maintenance(&self, py: Python<'_>) {
         if self.timers.is_due(clock::now_ns()) {
             self.timers.fire_due(py);
+        }
+        let driver = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut driver) = driver {
+            driver.poll(Some(std::time::Duration::ZERO));
+            let ready = driver.take_ready();
+            *self.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(driver);
+            self.dispatch(py, ready);
         }
     }
 

@@ -1,5 +1,6 @@
 //! Tasks: a coroutine, its context, its place in the cancel tree, and how it ended.
 pub mod cancel;
+mod claims;
 pub mod group;
 mod step;
 
@@ -94,10 +95,22 @@ impl Task {
             return Err(PyRuntimeError::new_err("this manyio runtime is closed"));
         }
         let coro = as_coroutine(py, spec.coro)?;
+        let claim = coro.as_ptr() as usize;
+        if !claims::claim(claim) {
+            return Err(PyRuntimeError::new_err(
+                "this coroutine already belongs to a running task; \
+                 create a new coroutine object for each task",
+            ));
+        }
+        let coro = ClaimedCoro {
+            coro: Some(coro),
+            addr: claim,
+        };
         // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
         let context = unsafe {
             Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyContext_CopyCurrent())?.unbind()
         };
+        let coro = coro.keep();
         let id = rt.next_task_id();
         let key = rt
             .registry
@@ -159,7 +172,9 @@ impl Task {
     /// Records how the task ended and tells everyone who waits for it.
     fn finish(&self, py: Python<'_>, outcome: Outcome) {
         self.state.finish();
-        lock(&self.coro).take();
+        if let Some(coro) = lock(&self.coro).take() {
+            claims::release(coro.as_ptr() as usize);
+        }
         lock(&self.waiting).take();
         self.root.detach();
         let for_group = self.group.as_ref().map(|_| outcome.clone_ref(py));
@@ -328,6 +343,27 @@ impl Drop for Task {
                         .report_unretrieved(py, e.bind(py), &self.display_name(py));
                 }
             });
+        }
+    }
+}
+
+/// A claimed coroutine; released again if spawning fails before the task owns it.
+struct ClaimedCoro {
+    coro: Option<Py<PyAny>>,
+    addr: usize,
+}
+
+impl ClaimedCoro {
+    /// The task now owns the claim; `finish` releases it.
+    fn keep(mut self) -> Py<PyAny> {
+        self.coro.take().expect("kept once")
+    }
+}
+
+impl Drop for ClaimedCoro {
+    fn drop(&mut self) {
+        if self.coro.is_some() {
+            claims::release(self.addr);
         }
     }
 }

@@ -1,0 +1,210 @@
+"""Byte streams over sockets: :class:`SocketStream`, :class:`SocketListener`, :class:`UDPSocket`."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+from . import sockets
+from ._core import checkpoint, notify_closing
+from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceError
+
+__all__ = ["SocketListener", "SocketStream", "UDPSocket"]
+
+_BROKEN = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
+class _Guard:
+    """Detects two tasks using one direction of a stream at once (BusyResourceError)."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._busy = False
+
+    def __enter__(self) -> None:
+        if self._busy:
+            raise BusyResourceError(f"another task is already {self._what}")
+        self._busy = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._busy = False
+
+
+class _SocketResource:
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self._closed = False
+
+    @property
+    def socket(self) -> socket.socket:
+        """The underlying socket (do not close it yourself: use ``aclose``)."""
+        return self._sock
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedResourceError("this socket was closed")
+
+    def close(self) -> None:
+        """Closes the socket; tasks blocked on it raise :class:`ClosedResourceError`."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sock.fileno() >= 0:
+            try:
+                notify_closing(self._sock)
+            except RuntimeError:
+                pass  # outside a runtime: nobody can be waiting
+        self._sock.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        await checkpoint()
+
+    def setsockopt(self, level: int, option: int, value: Any) -> None:
+        self._sock.setsockopt(level, option, value)
+
+    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
+        if buflen is None:
+            return self._sock.getsockopt(level, option)
+        return self._sock.getsockopt(level, option, buflen)
+
+    @property
+    def local_address(self) -> Any:
+        return self._sock.getsockname()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class SocketStream(_SocketResource):
+    """A connected stream socket (TCP or Unix).
+
+    Example::
+
+        async with await manyio.net.connect_tcp("127.0.0.1", 8080) as stream:
+            await stream.send_all(b"ping")
+            print(await stream.receive())
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self._send_guard = _Guard("sending on this stream")
+        self._receive_guard = _Guard("receiving from this stream")
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    @property
+    def remote_address(self) -> Any:
+        return self._sock.getpeername()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Sends all of ``data``, waiting while the kernel buffer is full."""
+        with self._send_guard:
+            self._check_open()
+            try:
+                await sockets.sendall(self._sock, data)
+            except _BROKEN as e:
+                raise BrokenResourceError(f"the peer closed the connection: {e}") from e
+            except OSError as e:
+                if self._closed or e.errno == errno.EBADF:
+                    raise ClosedResourceError("this socket was closed") from e
+                raise
+
+    send = send_all
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Up to ``max_bytes`` bytes; ``b""`` once the peer has finished sending."""
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        with self._receive_guard:
+            self._check_open()
+            try:
+                return await sockets.recv(self._sock, max_bytes)
+            except _BROKEN as e:
+                raise BrokenResourceError(f"the peer reset the connection: {e}") from e
+            except OSError as e:
+                if self._closed or e.errno == errno.EBADF:
+                    raise ClosedResourceError("this socket was closed") from e
+                raise
+
+    async def send_eof(self) -> None:
+        """Shuts down the sending direction; the peer then reads ``b""``."""
+        with self._send_guard:
+            self._check_open()
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+            except OSError as e:
+                if e.errno != errno.ENOTCONN:
+                    raise
+            await checkpoint()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while chunk := await self.receive():
+            yield chunk
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"fd={self._sock.fileno()}"
+        return f"<manyio.SocketStream {state}>"
+
+
+class SocketListener(_SocketResource):
+    """A listening socket; ``accept()`` returns a :class:`SocketStream`."""
+
+    async def accept(self) -> SocketStream:
+        self._check_open()
+        try:
+            conn, _ = await sockets.accept(self._sock)
+        except OSError as e:
+            if self._closed or e.errno == errno.EBADF:
+                raise ClosedResourceError("this listener was closed") from e
+            raise
+        return SocketStream(conn)
+
+    @property
+    def port(self) -> int:
+        """The bound port (for TCP)."""
+        return self._sock.getsockname()[1]
+
+    def __repr__(self) -> str:
+        return f"<manyio.SocketListener {self.local_address!r}>"
+
+
+class UDPSocket(_SocketResource):
+    """A datagram socket (UDP or Unix datagram), connected or not."""
+
+    async def sendto(self, data: bytes, address: Any) -> None:
+        self._check_open()
+        await sockets.sendto(self._sock, data, address)
+
+    async def send(self, data: bytes) -> None:
+        """Sends to the connected peer."""
+        self._check_open()
+        await sockets.send(self._sock, data)
+
+    async def receive_from(self, max_bytes: int = 65536) -> tuple[bytes, Any]:
+        self._check_open()
+        return await sockets.recvfrom(self._sock, max_bytes)
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """A datagram from the connected peer."""
+        self._check_open()
+        return await sockets.recv(self._sock, max_bytes)
+
+    @property
+    def remote_address(self) -> Any:
+        return self._sock.getpeername()

@@ -1,0 +1,2 @@
+//! I/O readiness: the reactor that turns epoll events into task wake-ups.
+pub mod reactor;

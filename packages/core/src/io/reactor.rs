@@ -1,0 +1,191 @@
+//! Readiness waits on file descriptors, on top of the mio poller the driver blocks in.
+//!
+//! mio is edge-triggered: an fd reports "became readable" once. A wait therefore registers its
+//! waiter first and then asks the kernel (`poll(2)`, zero timeout) whether the fd is ready
+//! already; an edge that fired before the waiter existed is caught by that check, and one that
+//! fires after it completes the waiter. No readiness state is cached, so a stale "readable"
+//! can never let a wait through early.
+//!
+//! One waiter per fd and direction: a second task waiting to read the same fd gets
+//! `BusyResourceError` rather than silently never waking. `notify_closing` wakes both waiters
+//! with `ClosedResourceError` and forgets the fd before the caller closes it.
+//!
+//! The fd is registered with epoll on first use and stays registered until `notify_closing`.
+//! If the caller closes an fd without telling us and the number is reused, the next wait's
+//! registration succeeds afresh (EEXIST means "still registered"), so reuse is harmless.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex, Weak};
+
+use manyio_engine::Completion;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use pyo3::prelude::*;
+
+use crate::outcome::Outcome;
+use crate::sync::waiter::{complete_slot, WaitSlot, Waiter};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Direction {
+    Read,
+    Write,
+}
+
+#[derive(Default)]
+struct FdWaiters {
+    read: Option<Arc<WaitSlot>>,
+    write: Option<Arc<WaitSlot>>,
+}
+
+impl FdWaiters {
+    fn slot(&mut self, dir: Direction) -> &mut Option<Arc<WaitSlot>> {
+        match dir {
+            Direction::Read => &mut self.read,
+            Direction::Write => &mut self.write,
+        }
+    }
+}
+
+pub enum WaitError {
+    Busy,
+    Os(io::Error),
+}
+
+pub struct Reactor {
+    registry: Registry,
+    fds: Mutex<HashMap<RawFd, FdWaiters>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Asks the kernel whether `fd` is ready for `dir` right now (errors and hang-ups count: the
+/// operation will not block, it will fail).
+fn ready_now(fd: RawFd, dir: Direction) -> bool {
+    let events = match dir {
+        Direction::Read => libc::POLLIN,
+        Direction::Write => libc::POLLOUT,
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (events | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
+}
+
+impl Reactor {
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            registry,
+            fds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn ensure_registered(&self, fd: RawFd) -> io::Result<bool> {
+        let token = Token(fd as usize);
+        match self.registry.register(
+            &mut SourceFd(&fd),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(true),
+            // Regular files and the like cannot be polled: they are always ready.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A waiter that completes when `fd` is ready for `dir`.
+    pub fn wait(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        fd: RawFd,
+        dir: Direction,
+    ) -> Result<Waiter, WaitError> {
+        if fd < 0 {
+            return Err(WaitError::Os(io::Error::from_raw_os_error(libc::EBADF)));
+        }
+        if !self.ensure_registered(fd).map_err(WaitError::Os)? {
+            return Ok(Waiter::ready(py, None));
+        }
+        let slot: Arc<WaitSlot> = Arc::new(Completion::new());
+        {
+            let mut fds = lock(&self.fds);
+            let entry = fds.entry(fd).or_default().slot(dir);
+            if entry.as_ref().is_some_and(|s| s.is_pending()) {
+                return Err(WaitError::Busy);
+            }
+            *entry = Some(slot.clone());
+        }
+        if ready_now(fd, dir) {
+            self.take_and_complete(py, fd, dir, None);
+        }
+        let weak: Weak<Reactor> = Arc::downgrade(self);
+        let mine = Arc::downgrade(&slot);
+        Ok(Waiter::new(
+            slot,
+            Some(Box::new(move || {
+                if let Some(r) = weak.upgrade() {
+                    r.forget_waiter(fd, dir, &mine);
+                }
+            })),
+        ))
+    }
+
+    /// Called for each epoll event, with the interpreter attached.
+    pub fn dispatch(&self, py: Python<'_>, token: Token, readable: bool, writable: bool) {
+        let fd = token.0 as RawFd;
+        if readable {
+            self.take_and_complete(py, fd, Direction::Read, None);
+        }
+        if writable {
+            self.take_and_complete(py, fd, Direction::Write, None);
+        }
+    }
+
+    fn take_and_complete(
+        &self,
+        py: Python<'_>,
+        fd: RawFd,
+        dir: Direction,
+        outcome: Option<Outcome>,
+    ) {
+        let slot = lock(&self.fds)
+            .get_mut(&fd)
+            .and_then(|w| w.slot(dir).take());
+        if let Some(slot) = slot {
+            complete_slot(py, &slot, outcome);
+        }
+    }
+
+    fn forget_waiter(&self, fd: RawFd, dir: Direction, mine: &Weak<WaitSlot>) {
+        let mut fds = lock(&self.fds);
+        if let Some(w) = fds.get_mut(&fd) {
+            let entry = w.slot(dir);
+            if entry
+                .as_ref()
+                .is_some_and(|s| Weak::ptr_eq(&Arc::downgrade(s), mine))
+            {
+                *entry = None;
+            }
+        }
+    }
+
+    /// The fd is about to be closed: wake its waiters with `closed` and stop watching it.
+    pub fn notify_closing(&self, py: Python<'_>, fd: RawFd, closed: impl Fn() -> Outcome) {
+        let waiters = lock(&self.fds).remove(&fd);
+        let _ = self.registry.deregister(&mut SourceFd(&fd));
+        if let Some(w) = waiters {
+            for slot in [w.read, w.write].into_iter().flatten() {
+                complete_slot(py, &slot, Some(closed()));
+            }
+        }
+    }
+}

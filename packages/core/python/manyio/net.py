@@ -23,6 +23,7 @@ import ipaddress
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,12 +31,14 @@ from . import sockets
 from ._core import Event, sleep
 from ._streams import SocketListener, SocketStream, UDPSocket
 from ._taskgroup import TaskGroup
+from ._tls import TLSStream
 from ._threads import to_thread
 from ._timeouts import move_on_after
 
 __all__ = [
     "SocketListener",
     "SocketStream",
+    "TLSStream",
     "UDPSocket",
     "connect_tcp",
     "connect_unix",
@@ -98,12 +101,17 @@ async def connect_tcp(
     *,
     local_host: str | None = None,
     happy_eyeballs_delay: float = 0.25,
-) -> SocketStream:
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    tls: bool = False,
+) -> Any:
     """Connects to ``host:port``, trying every address it resolves to (RFC 8305 happy eyeballs:
     a new attempt starts every ``happy_eyeballs_delay`` seconds or as soon as one fails; the
     first to connect wins and the others are cancelled).
 
-    Raises :class:`OSError` naming the address when every attempt fails.
+    With ``tls=True`` or an ``ssl_context`` the connection is wrapped in a :class:`TLSStream`
+    (verifying ``server_hostname``, default ``host``). Raises :class:`OSError` naming the
+    address when every attempt fails.
     """
     infos = await getaddrinfo(host, port, type=socket.SOCK_STREAM)
     if not infos:
@@ -146,7 +154,10 @@ async def connect_tcp(
         detail = "; ".join(str(e) for e in errors)
         err = errors[0].errno if errors and len({e.errno for e in errors}) == 1 else None
         raise OSError(err, f"all connection attempts to {host}:{port} failed: {detail}")
-    return SocketStream(winner)
+    stream = SocketStream(winner)
+    if tls or ssl_context is not None:
+        return await TLSStream.wrap(stream, ssl_context=ssl_context, server_hostname=server_hostname or host)
+    return stream
 
 
 async def connect_unix(path: str | bytes | os.PathLike[str]) -> SocketStream:

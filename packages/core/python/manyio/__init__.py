@@ -55,10 +55,10 @@ from ._taskgroup import TaskStatus as TaskStatus
 from ._threads import current_default_thread_limiter as current_default_thread_limiter
 from ._threads import to_thread as to_thread
 from ._timeouts import fail_after as fail_after
-from ._tls import TLSStream as TLSStream
 from ._timeouts import fail_at as fail_at
 from ._timeouts import move_on_after as move_on_after
 from ._timeouts import move_on_at as move_on_at
+from ._tls import TLSStream as TLSStream
 
 yield_now = checkpoint
 """Alias of :func:`checkpoint`."""

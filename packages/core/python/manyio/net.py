@@ -31,9 +31,9 @@ from . import sockets
 from ._core import Event, sleep
 from ._streams import SocketListener, SocketStream, UDPSocket
 from ._taskgroup import TaskGroup
-from ._tls import TLSStream
 from ._threads import to_thread
 from ._timeouts import move_on_after
+from ._tls import TLSStream
 
 __all__ = [
     "SocketListener",

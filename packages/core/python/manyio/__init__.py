@@ -39,11 +39,18 @@ from ._exceptions import Cancelled as Cancelled
 from ._exceptions import ClosedResourceError as ClosedResourceError
 from ._exceptions import EndOfChannel as EndOfChannel
 from ._exceptions import WouldBlock as WouldBlock
+from ._files import AsyncFile as AsyncFile
+from ._files import Path as Path
+from ._files import open_file as open_file
+from ._files import wrap_file as wrap_file
 from ._queue import Queue as Queue
 from ._run import Runtime as Runtime
 from ._run import main as main
 from ._run import run as run
 from ._stats import stats as stats
+from ._subprocess import Process as Process
+from ._subprocess import open_process as open_process
+from ._subprocess import run_process as run_process
 from ._sync import Barrier as Barrier
 from ._sync import BoundedSemaphore as BoundedSemaphore
 from ._sync import CapacityLimiter as CapacityLimiter
@@ -66,6 +73,7 @@ yield_now = checkpoint
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncFile",
     "Barrier",
     "BoundedSemaphore",
     "BrokenResourceError",
@@ -78,6 +86,8 @@ __all__ = [
     "EndOfChannel",
     "Event",
     "Lock",
+    "Path",
+    "Process",
     "Queue",
     "ReceiveChannel",
     "Runtime",
@@ -104,7 +114,10 @@ __all__ = [
     "move_on_at",
     "net",
     "notify_closing",
+    "open_file",
+    "open_process",
     "run",
+    "run_process",
     "sleep",
     "sleep_until",
     "sockets",
@@ -113,5 +126,6 @@ __all__ = [
     "to_thread",
     "wait_readable",
     "wait_writable",
+    "wrap_file",
     "yield_now",
 ]

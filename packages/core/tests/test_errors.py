@@ -115,7 +115,10 @@ def test_asyncio_sleep_inside_manyio_raises_type_error() -> None:
 def test_spawning_the_same_coroutine_twice_is_refused() -> None:
     # Two tasks stepping one coroutine on two threads would crash free-threaded CPython: the
     # second spawn must raise instead, and the first task must run normally.
+    gate = manyio.Event()
+
     async def body() -> str:
+        await gate.wait()
         for _ in range(200):
             await manyio.checkpoint()
         return "ran"
@@ -125,6 +128,7 @@ def test_spawning_the_same_coroutine_twice_is_refused() -> None:
         first = manyio.spawn(coro)
         with pytest.raises(RuntimeError, match="already belongs to a running task"):
             manyio.spawn(coro)
+        gate.set()
         result = await first
         # Once the first task is over, the claim is released (a new coroutine may reuse the
         # address); the finished coroutine itself cannot run again.

@@ -47,6 +47,8 @@ from ._queue import Queue as Queue
 from ._run import Runtime as Runtime
 from ._run import main as main
 from ._run import run as run
+from ._signals import SignalReceiver as SignalReceiver
+from ._signals import open_signal_receiver as open_signal_receiver
 from ._stats import stats as stats
 from ._subprocess import Process as Process
 from ._subprocess import open_process as open_process
@@ -92,6 +94,7 @@ __all__ = [
     "ReceiveChannel",
     "Runtime",
     "Semaphore",
+    "SignalReceiver",
     "SendChannel",
     "Task",
     "TaskGroup",
@@ -116,6 +119,7 @@ __all__ = [
     "notify_closing",
     "open_file",
     "open_process",
+    "open_signal_receiver",
     "run",
     "run_process",
     "sleep",

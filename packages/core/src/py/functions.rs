@@ -156,6 +156,14 @@ pub fn from_thread_runtime() -> PyResult<Runtime> {
     }
 }
 
+/// Runs `func()` on the main thread (which must be inside `manyio.run`) and returns its result.
+/// Blocks the calling worker until then (a few milliseconds).
+#[pyfunction]
+pub fn call_on_main_thread(py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+    let rt = worker::current_runtime(py, "manyio call_on_main_thread()")?;
+    rt.main_thread.call(py, func)
+}
+
 /// Runs the zero-argument callable `func` on the blocking pool; the waiter gets its result.
 #[pyfunction]
 pub fn to_thread_raw(py: Python<'_>, func: Py<PyAny>) -> PyResult<Waiter> {

@@ -1,6 +1,7 @@
 //! The runtime: worker threads, their queues and parking, the driver, the blocking pool.
 pub mod blocking;
 pub mod driver;
+pub mod main_thread;
 pub mod registry;
 mod shared;
 pub mod worker;
@@ -17,8 +18,9 @@ pub use shared::Shared;
 
 use crate::task::{Blocker, Spawn, Task};
 
-/// How often a thread blocked on the runtime wakes to let Python handle signals (Ctrl-C).
-const SIGNAL_CHECK: Duration = Duration::from_millis(50);
+/// How often a thread blocked on the runtime wakes to let Python handle signals (Ctrl-C) and,
+/// on the main thread, to run calls queued for it.
+const SIGNAL_CHECK: Duration = Duration::from_millis(20);
 
 /// A set of worker threads running tasks. `manyio.run()` makes one for you.
 #[pyclass(frozen, module = "manyio._core")]
@@ -50,6 +52,23 @@ impl Runtime {
 
     /// Spawns `coro` and blocks this (non-worker) thread until it ends.
     pub fn run_blocking(&self, py: Python<'_>, coro: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let on_main = is_main_thread(py);
+        if on_main {
+            self.shared.main_thread.enter();
+        }
+        let result = self.run_blocking_inner(py, coro, on_main);
+        if on_main {
+            self.shared.main_thread.leave(py);
+        }
+        result
+    }
+
+    fn run_blocking_inner(
+        &self,
+        py: Python<'_>,
+        coro: Py<PyAny>,
+        on_main: bool,
+    ) -> PyResult<Py<PyAny>> {
         let blocker = Arc::new(Blocker::default());
         let task = Task::spawn(
             py,
@@ -68,6 +87,9 @@ impl Runtime {
             if py.detach(move || b.wait(SIGNAL_CHECK)) {
                 break;
             }
+            if on_main {
+                self.shared.main_thread.drain(py);
+            }
             if interrupt.is_none() {
                 if let Err(e) = py.check_signals() {
                     // Ctrl-C: cancel the task, let its finally blocks run, then re-raise.
@@ -80,6 +102,20 @@ impl Runtime {
             return Err(e);
         }
         task.bind(py).call_method0("result").map(Bound::unbind)
+    }
+}
+
+fn is_main_thread(py: Python<'_>) -> bool {
+    let threading = match py.import("threading") {
+        Ok(t) => t,
+        Err(_) => return false,
+    };
+    match (
+        threading.call_method0("current_thread"),
+        threading.call_method0("main_thread"),
+    ) {
+        (Ok(a), Ok(b)) => a.is(&b),
+        _ => false,
     }
 }
 

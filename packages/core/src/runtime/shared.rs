@@ -12,6 +12,7 @@ use crate::clock;
 use crate::io::reactor::Reactor;
 use crate::runtime::blocking::BlockingPool;
 use crate::runtime::driver::{Driver, DriverWaker};
+use crate::runtime::main_thread::MainThreadQueue;
 use crate::runtime::registry::Registry;
 use crate::runtime::worker;
 use crate::task::cancel::CancelNode;
@@ -30,6 +31,7 @@ pub struct WorkerStats {
 }
 
 pub struct Shared {
+    pub main_thread: MainThreadQueue,
     pub registry: Registry,
     pub reactor: Arc<Reactor>,
     pub timers: Timers,
@@ -58,6 +60,7 @@ impl Shared {
         let stealers = locals.iter().map(Worker::stealer).collect();
         let (driver, waker, registry) = Driver::new()?;
         let shared = Arc::new_cyclic(|weak| Shared {
+            main_thread: MainThreadQueue::default(),
             registry: Registry::new(threads),
             reactor: Arc::new(Reactor::new(registry)),
             timers: Timers::default(),

@@ -37,6 +37,8 @@ mod _core {
     #[pymodule_export]
     use crate::task::group::TaskGroupCore;
     #[pymodule_export]
+    use crate::task::strand::Strand;
+    #[pymodule_export]
     use crate::task::Task;
 
     #[pymodule_export]

@@ -50,6 +50,7 @@ from ._run import run as run
 from ._signals import SignalReceiver as SignalReceiver
 from ._signals import open_signal_receiver as open_signal_receiver
 from ._stats import stats as stats
+from ._strand import Strand as Strand
 from ._subprocess import Process as Process
 from ._subprocess import open_process as open_process
 from ._subprocess import run_process as run_process
@@ -95,6 +96,7 @@ __all__ = [
     "Runtime",
     "Semaphore",
     "SignalReceiver",
+    "Strand",
     "SendChannel",
     "Task",
     "TaskGroup",

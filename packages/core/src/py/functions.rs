@@ -6,25 +6,34 @@ use std::sync::Arc;
 use manyio_engine::Completion;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList};
 
 use crate::clock;
 use crate::errors;
 use crate::runtime::{worker, Runtime};
 use crate::sync::waiter::Waiter;
-use crate::task::{Spawn, Task};
+use crate::task::{strand, Spawn, Task};
 use crate::time::TimerAction;
 
 /// Starts `coro` as a task on the current runtime and returns it.
+///
+/// The task runs in the calling task's strand unless ``strand=`` says otherwise (a
+/// ``manyio.Strand``, or ``None`` to run free).
 #[pyfunction]
-#[pyo3(signature = (coro, *, name=None))]
-pub fn spawn(py: Python<'_>, coro: Py<PyAny>, name: Option<Py<PyAny>>) -> PyResult<Py<Task>> {
+#[pyo3(signature = (coro, *, name=None, **kwargs))]
+pub fn spawn(
+    py: Python<'_>,
+    coro: Py<PyAny>,
+    name: Option<Py<PyAny>>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<Task>> {
     let rt = worker::current_runtime(py, "manyio.spawn()")?;
     let parent_node = rt.root.clone();
     Task::spawn(
         py,
         &rt,
         Spawn {
+            strand: strand::choose(py, kwargs)?,
             coro,
             name,
             parent_node,

@@ -74,6 +74,7 @@ impl Runtime {
             py,
             &self.shared,
             Spawn {
+                strand: None,
                 coro,
                 name: None,
                 parent_node: self.shared.root.clone(),
@@ -173,17 +174,19 @@ impl Runtime {
     }
 
     /// Starts `coro` as a new task. Callable from any thread.
-    #[pyo3(signature = (coro, *, name=None))]
+    #[pyo3(signature = (coro, *, name=None, **kwargs))]
     fn spawn(
         &self,
         py: Python<'_>,
         coro: Py<PyAny>,
         name: Option<Py<PyAny>>,
+        kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
     ) -> PyResult<Py<Task>> {
         Task::spawn(
             py,
             &self.shared,
             Spawn {
+                strand: crate::task::strand::choose(py, kwargs)?,
                 coro,
                 name,
                 parent_node: self.shared.root.clone(),

@@ -101,8 +101,22 @@ impl Shared {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// Puts a SCHEDULED task in a run queue: the local one when called on one of our workers.
+    /// Puts a SCHEDULED task in a run queue (the local one when called on one of our workers),
+    /// or, for a task whose strand is busy, in the strand's queue.
     pub fn schedule(self: &Arc<Self>, task: Py<Task>) {
+        let strand = task.get().strand.clone();
+        let task = match strand {
+            Some(strand) => match strand.admit(task) {
+                Some(t) => t,
+                None => return,
+            },
+            None => task,
+        };
+        self.enqueue(task);
+    }
+
+    /// Puts a task in a run queue, bypassing strand admission (it holds its strand already).
+    pub fn enqueue(self: &Arc<Self>, task: Py<Task>) {
         match worker::push_local(self, task) {
             // With one worker, the one pushing onto its own queue is awake: nobody to wake.
             Ok(()) if self.threads() == 1 => return,

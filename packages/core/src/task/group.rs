@@ -71,16 +71,19 @@ impl TaskGroupCore {
         })
     }
 
-    #[pyo3(signature = (coro, name=None))]
+    #[pyo3(signature = (coro, name=None, **kwargs))]
     fn spawn(
         &self,
         py: Python<'_>,
         coro: Py<PyAny>,
         name: Option<Py<PyAny>>,
+        kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
     ) -> PyResult<Py<Task>> {
         let rt = worker::current_runtime(py, "TaskGroup.start_soon()")?;
+        let strand = crate::task::strand::choose(py, kwargs)?;
         self.state.pending.fetch_add(1, Ordering::AcqRel);
         let spec = Spawn {
+            strand,
             coro,
             name,
             parent_node: self.state.node.clone(),

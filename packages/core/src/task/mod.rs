@@ -3,6 +3,7 @@ pub mod cancel;
 mod claims;
 pub mod group;
 mod step;
+pub mod strand;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -19,6 +20,7 @@ use crate::sync::lot::{park_on, TaskQueue};
 use crate::sync::waiter::{wake_all, Waiter};
 use cancel::CancelNode;
 use group::GroupState;
+use strand::StrandCore;
 
 /// Lets a foreign thread block until a task ends (`Runtime.block_on`, `from_thread.run`).
 #[derive(Default)]
@@ -47,6 +49,9 @@ impl Blocker {
 /// How a task was created; everything but the coroutine is optional.
 pub struct Spawn {
     pub coro: Py<PyAny>,
+    /// The strand to run in; `None` runs free. Spawners pass the current task's strand
+    /// unless asked otherwise.
+    pub strand: Option<Arc<StrandCore>>,
     pub name: Option<Py<PyAny>>,
     pub parent_node: Arc<CancelNode>,
     pub group: Option<Arc<GroupState>>,
@@ -78,6 +83,7 @@ pub struct Task {
     /// Someone looked at the outcome (awaited, result(), a group): no need to report it.
     retrieved: AtomicBool,
     blocker: Option<Arc<Blocker>>,
+    pub strand: Option<Arc<StrandCore>>,
     /// Set by the first step.
     started: AtomicBool,
 }
@@ -136,6 +142,7 @@ impl Task {
                 group: spec.group,
                 parent,
                 blocker: spec.blocker,
+                strand: spec.strand,
                 started: AtomicBool::new(false),
             },
         )?;

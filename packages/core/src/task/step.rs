@@ -41,6 +41,7 @@ impl Task {
     pub fn run(task: Py<Task>, py: Python<'_>) {
         let t = task.get();
         t.state.start_step();
+        let _strand = StrandTurn(t);
         let _current = worker::enter_task(py, &task);
         let mut resume = t.decide(py);
         loop {
@@ -188,6 +189,19 @@ impl Task {
                 Stepped::Returned(value)
             }
             Err(e) => Stepped::Raised(e),
+        }
+    }
+}
+
+/// Ends the task's turn in its strand when the step ends, however it ends.
+struct StrandTurn<'a>(&'a Task);
+
+impl Drop for StrandTurn<'_> {
+    fn drop(&mut self) {
+        if let Some(strand) = &self.0.strand {
+            if let Some(next) = strand.release() {
+                self.0.rt.enqueue(next);
+            }
         }
     }
 }

@@ -113,10 +113,26 @@ def wrap_file(file: IO[Any]) -> AsyncFile:
     return AsyncFile(file)
 
 
+def _plain(value: Any) -> Any:
+    """A manyio.Path argument as the pathlib path it wraps (pathlib would call its async
+    methods synchronously)."""
+    return value._path if isinstance(value, Path) else value
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, pathlib.PurePath):
+        return Path(value)
+    if isinstance(value, tuple | list) and value and all(isinstance(v, pathlib.PurePath) for v in value):
+        return type(value)(Path(v) for v in value)
+    return value
+
+
 def _blocking(name: str, wraps: bool = False) -> Callable[..., Any]:
     method = getattr(pathlib.Path, name)
 
     async def call(self: Path, *args: Any, **kwargs: Any) -> Any:
+        args = tuple(_plain(a) for a in args)
+        kwargs = {k: _plain(v) for k, v in kwargs.items()}
         result = await to_thread(partial(method, self._path, *args, **kwargs))
         return Path(result) if wraps and isinstance(result, pathlib.PurePath) else result
 
@@ -161,11 +177,21 @@ class Path(os.PathLike[str]):
         return self._path
 
     def __getattr__(self, name: str) -> Any:
-        # Pure attributes and methods (name, suffix, parent, with_suffix, ...).
+        # Pure attributes and methods (name, suffix, parent, with_suffix, joinpath, ...): the
+        # paths they produce are manyio paths too, so their I/O methods stay awaitable.
         value = getattr(self._path, name)
-        if isinstance(value, pathlib.PurePath):
-            return Path(value)
-        return value
+        if callable(value):
+
+            def pure(*args: Any, **kwargs: Any) -> Any:
+                args = tuple(_plain(a) for a in args)
+                kwargs = {k: _plain(v) for k, v in kwargs.items()}
+                return _wrap(value(*args, **kwargs))
+
+            pure.__name__ = name
+            return pure
+        if name == "parents":
+            return tuple(Path(p) for p in value)
+        return _wrap(value)
 
     async def open(
         self,

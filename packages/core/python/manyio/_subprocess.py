@@ -15,8 +15,17 @@ import subprocess
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import IO, Any
 
-from ._core import CancelScope, checkpoint, notify_closing, wait_readable, wait_writable
+from ._core import (
+    CancelScope,
+    cancel_shielded_checkpoint,
+    check_cancelled,
+    checkpoint,
+    notify_closing,
+    wait_readable,
+    wait_writable,
+)
 from ._exceptions import BrokenResourceError, ClosedResourceError
+from ._sync import Lock
 from ._taskgroup import TaskGroup
 
 __all__ = ["FdStream", "Process", "open_process", "run_process"]
@@ -42,6 +51,7 @@ class FdStream:
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Up to ``max_bytes``; ``b""`` when the other end is closed."""
+        check_cancelled()
         while True:
             if self._closed:
                 raise ClosedResourceError("this pipe was closed")
@@ -50,7 +60,7 @@ class FdStream:
             except BlockingIOError:
                 await wait_readable(self._fd)
                 continue
-            await checkpoint()
+            await cancel_shielded_checkpoint()
             return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
@@ -106,6 +116,9 @@ class Process:
         self.stdout = FdStream(popen.stdout) if popen.stdout else None
         self.stderr = FdStream(popen.stderr) if popen.stderr else None
         self._pidfd: int | None = os.pidfd_open(popen.pid)
+        # One task at a time watches the pidfd; other waiters queue on the lock and find the
+        # exit status when they get it (a cancelled watcher hands over to the next one).
+        self._watch = Lock()
 
     @property
     def pid(self) -> int:
@@ -124,12 +137,15 @@ class Process:
         return self._popen.poll()
 
     async def wait(self) -> int:
-        """Waits for the process to exit and returns its exit status."""
-        while self._popen.poll() is None:
-            if self._pidfd is None:
-                raise ClosedResourceError("this process handle was closed")
-            await wait_readable(self._pidfd)
-        self._close_pidfd()
+        """Waits for the process to exit and returns its exit status (any number of tasks
+        may wait at once)."""
+        if self._popen.poll() is None:
+            async with self._watch:
+                while self._popen.poll() is None:
+                    if self._pidfd is None:
+                        raise ClosedResourceError("this process handle was closed")
+                    await wait_readable(self._pidfd)
+                self._close_pidfd()
         await checkpoint()
         return self._popen.returncode
 

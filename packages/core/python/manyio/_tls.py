@@ -95,10 +95,18 @@ class TLSStream:
     # --- the engine: call OpenSSL, ship what it wrote, feed it what it wants to read ---
 
     async def _flush(self) -> None:
+        # Only take the send lock when there is something to send: a reader must never wait
+        # behind a sender blocked on a full socket (with the peer in the same state, neither
+        # side would drain the other). The lock holder sends until the buffer is empty.
+        with self._mutex:
+            if not self._outgoing.pending:
+                return
         async with self._send_lock:
-            with self._mutex:
-                data = self._outgoing.read()
-            if data:
+            while True:
+                with self._mutex:
+                    data = self._outgoing.read()
+                if not data:
+                    return
                 try:
                     await self.transport.send_all(data)
                 except BrokenResourceError, ClosedResourceError:
@@ -125,6 +133,7 @@ class TLSStream:
     async def _retry(self, op: Callable[[], T]) -> T:
         while True:
             want_read = False
+            error: ssl.SSLError | None = None
             with self._mutex:
                 try:
                     result = op()
@@ -133,7 +142,14 @@ class TLSStream:
                 except ssl.SSLZeroReturnError:
                     raise
                 except ssl.SSLError as e:
-                    raise BrokenResourceError(f"TLS error: {e}") from e
+                    error = e
+            if error is not None:
+                # Send the alert OpenSSL wrote, so the peer learns why (best effort).
+                try:
+                    await self._flush()
+                except Exception:
+                    pass
+                raise BrokenResourceError(f"TLS error: {error}") from error
             await self._flush()
             if not want_read:
                 return result

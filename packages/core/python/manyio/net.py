@@ -144,12 +144,18 @@ async def connect_tcp(
         else:
             sock.close()
 
-    async with TaskGroup() as tg:
-        for info in ordered:
-            failed = Event()
-            tg.start_soon(attempt, info, failed)
-            with move_on_after(happy_eyeballs_delay):
-                await failed.wait()
+    try:
+        async with TaskGroup() as tg:
+            for info in ordered:
+                failed = Event()
+                tg.start_soon(attempt, info, failed)
+                with move_on_after(happy_eyeballs_delay):
+                    await failed.wait()
+    except BaseException:
+        # Cancelled after an attempt won: nobody will get that socket.
+        if winner is not None:
+            winner.close()
+        raise
     if winner is None:
         detail = "; ".join(str(e) for e in errors)
         err = errors[0].errno if errors and len({e.errno for e in errors}) == 1 else None
@@ -242,14 +248,16 @@ async def create_udp_socket(
     reuse_port: bool = False,
 ) -> UDPSocket:
     """A UDP socket, bound to ``local_host:local_port`` and, if ``remote_host`` is given,
-    connected to it."""
+    connected to it. Without ``local_host`` an unconnected socket binds to the loopback
+    address of its family (pass ``"0.0.0.0"`` or ``"::"`` to receive from the network) and a
+    connected one to every address, so it can reach its peer."""
     remote: tuple[Any, ...] | None = None
     if remote_host is not None:
         infos = await getaddrinfo(remote_host, remote_port, family=family, type=socket.SOCK_DGRAM)
         family, remote = infos[0][0], infos[0][4]
-    if local_host is not None or family == socket.AF_UNSPEC:
+    if local_host is not None or remote is None:
         infos = await getaddrinfo(
-            local_host or ("127.0.0.1" if family != socket.AF_INET6 else "::1"),
+            local_host or ("::1" if family == socket.AF_INET6 else "127.0.0.1"),
             local_port,
             family=family,
             type=socket.SOCK_DGRAM,

@@ -19,7 +19,14 @@ import socket as _socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._core import checkpoint, wait_readable, wait_writable
+from ._core import (
+    cancel_shielded_checkpoint,
+    check_cancelled,
+    checkpoint,
+    sleep,
+    wait_readable,
+    wait_writable,
+)
 
 __all__ = ["accept", "connect", "recv", "recv_into", "recvfrom", "send", "sendall", "sendto"]
 
@@ -27,6 +34,10 @@ T = TypeVar("T")
 
 
 async def _io(sock: _socket.socket, wait: Callable[[Any], Any], op: Callable[[], T]) -> T:
+    # As in trio: a cancelled task does not start the operation; once the operation has
+    # happened (data consumed, a connection accepted) its result reaches the caller and the
+    # yield after it does not raise.
+    check_cancelled()
     if sock.gettimeout() != 0.0:
         sock.setblocking(False)
     while True:
@@ -35,7 +46,7 @@ async def _io(sock: _socket.socket, wait: Callable[[Any], Any], op: Callable[[],
         except BlockingIOError, InterruptedError:
             await wait(sock)
             continue
-        await checkpoint()
+        await cancel_shielded_checkpoint()
         return result
 
 
@@ -79,10 +90,31 @@ async def accept(sock: _socket.socket) -> tuple[_socket.socket, Any]:
     return conn, address
 
 
+async def _connect_unix(sock: _socket.socket, address: Any) -> None:
+    # A Unix socket connects at once or, with the listener's backlog full, fails with EAGAIN
+    # without starting (there is no "in progress" to wait for): back off and try again.
+    delay = 0.001
+    while True:
+        try:
+            sock.connect(address)
+        except BlockingIOError:
+            await sleep(delay)
+            delay = min(delay * 2, 0.05)
+            continue
+        except OSError as e:
+            raise OSError(e.errno, f"{e.strerror} connecting to {address!r}") from None
+        await cancel_shielded_checkpoint()
+        return
+
+
 async def connect(sock: _socket.socket, address: Any) -> None:
     """Connects, waiting for the handshake; raises the connection error (naming ``address``)."""
+    check_cancelled()
     if sock.gettimeout() != 0.0:
         sock.setblocking(False)
+    if sock.family == _socket.AF_UNIX:
+        await _connect_unix(sock, address)
+        return
     try:
         sock.connect(address)
     except BlockingIOError, InterruptedError:

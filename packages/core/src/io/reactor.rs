@@ -10,9 +10,12 @@
 //! `BusyResourceError` rather than silently never waking. `notify_closing` wakes both waiters
 //! with `ClosedResourceError` and forgets the fd before the caller closes it.
 //!
-//! The fd is registered with epoll on first use and stays registered until `notify_closing`.
-//! If the caller closes an fd without telling us and the number is reused, the next wait's
-//! registration succeeds afresh (EEXIST means "still registered"), so reuse is harmless.
+//! The fd is registered with epoll on first use and stays registered until it is closed (the
+//! kernel drops a closed fd's registration). `notify_closing` marks the fd as closing: a wait
+//! that starts afterwards (even one racing the notification on another worker) finds the mark
+//! and fails with `ClosedResourceError` instead of sleeping on an fd about to close. When the
+//! number is reused by a new file, registering it succeeds afresh (rather than EEXIST), and
+//! that clears the mark.
 
 use std::collections::HashMap;
 use std::io;
@@ -37,6 +40,7 @@ pub enum Direction {
 struct FdWaiters {
     read: Option<Arc<WaitSlot>>,
     write: Option<Arc<WaitSlot>>,
+    closing: bool,
 }
 
 impl FdWaiters {
@@ -50,7 +54,17 @@ impl FdWaiters {
 
 pub enum WaitError {
     Busy,
+    Closed,
     Os(io::Error),
+}
+
+enum Registration {
+    /// Newly added to epoll: a new file, whatever the number was used for before.
+    Fresh,
+    /// Already registered: the same file as before.
+    Existing,
+    /// Cannot be polled (regular files): always ready.
+    Unpollable,
 }
 
 pub struct Reactor {
@@ -87,17 +101,16 @@ impl Reactor {
         }
     }
 
-    fn ensure_registered(&self, fd: RawFd) -> io::Result<bool> {
+    fn ensure_registered(&self, fd: RawFd) -> io::Result<Registration> {
         let token = Token(fd as usize);
         match self.registry.register(
             &mut SourceFd(&fd),
             token,
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            Ok(()) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(true),
-            // Regular files and the like cannot be polled: they are always ready.
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(false),
+            Ok(()) => Ok(Registration::Fresh),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(Registration::Existing),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(Registration::Unpollable),
             Err(e) => Err(e),
         }
     }
@@ -112,13 +125,20 @@ impl Reactor {
         if fd < 0 {
             return Err(WaitError::Os(io::Error::from_raw_os_error(libc::EBADF)));
         }
-        if !self.ensure_registered(fd).map_err(WaitError::Os)? {
+        let registration = self.ensure_registered(fd).map_err(WaitError::Os)?;
+        if let Registration::Unpollable = registration {
             return Ok(Waiter::ready(py, None));
         }
         let slot: Arc<WaitSlot> = Arc::new(Completion::new());
         {
             let mut fds = lock(&self.fds);
-            let entry = fds.entry(fd).or_default().slot(dir);
+            let waiters = fds.entry(fd).or_default();
+            match registration {
+                Registration::Fresh => waiters.closing = false,
+                _ if waiters.closing => return Err(WaitError::Closed),
+                _ => {}
+            }
+            let entry = waiters.slot(dir);
             if entry.as_ref().is_some_and(|s| s.is_pending()) {
                 return Err(WaitError::Busy);
             }
@@ -178,14 +198,17 @@ impl Reactor {
         }
     }
 
-    /// The fd is about to be closed: wake its waiters with `closed` and stop watching it.
+    /// The fd is about to be closed: wake its waiters with `closed`, and make waits that
+    /// start from now on fail the same way (until the number is reused by a new file).
     pub fn notify_closing(&self, py: Python<'_>, fd: RawFd, closed: impl Fn() -> Outcome) {
-        let waiters = lock(&self.fds).remove(&fd);
-        let _ = self.registry.deregister(&mut SourceFd(&fd));
-        if let Some(w) = waiters {
-            for slot in [w.read, w.write].into_iter().flatten() {
-                complete_slot(py, &slot, Some(closed()));
-            }
+        let slots = {
+            let mut fds = lock(&self.fds);
+            let w = fds.entry(fd).or_default();
+            w.closing = true;
+            [w.read.take(), w.write.take()]
+        };
+        for slot in slots.into_iter().flatten() {
+            complete_slot(py, &slot, Some(closed()));
         }
     }
 }

@@ -65,6 +65,31 @@ impl Checkpoint {
     }
 }
 
+/// Raises `Cancelled` if the current task is cancelled; never yields. For operations that
+/// must not start once cancelled (and then yield with `cancel_shielded_checkpoint`).
+#[pyfunction]
+pub fn check_cancelled(py: Python<'_>) -> PyResult<()> {
+    let task =
+        worker::current_task(py).ok_or_else(|| errors::no_runtime("manyio check_cancelled()"))?;
+    if task.get().is_cancelled() {
+        return Err(PyErr::from_value(errors::new_cancelled(py)?));
+    }
+    Ok(())
+}
+
+/// Lets other tasks run without raising `Cancelled`: for the end of an operation that has
+/// already happened (its result must reach the caller; a pending cancellation is raised at
+/// the next checkpoint).
+#[pyfunction]
+pub fn cancel_shielded_checkpoint(py: Python<'_>) -> PyResult<Checkpoint> {
+    let task = worker::current_task(py)
+        .ok_or_else(|| errors::no_runtime("manyio cancel_shielded_checkpoint()"))?;
+    task.get().shield_next_resume();
+    Ok(Checkpoint {
+        yielded: AtomicBool::new(false),
+    })
+}
+
 /// Lets other tasks run and raises `Cancelled` if the task is cancelled.
 #[pyfunction]
 pub fn checkpoint() -> PyResult<Checkpoint> {

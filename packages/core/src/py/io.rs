@@ -27,6 +27,10 @@ fn wait(py: Python<'_>, obj: &Bound<'_, PyAny>, dir: Direction, what: &str) -> P
             Direction::Read => "another task is already waiting to read from this file descriptor",
             Direction::Write => "another task is already waiting to write to this file descriptor",
         }),
+        WaitError::Closed => match errors::closed_resource(py) {
+            Ok(e) => PyErr::from_value(e),
+            Err(e) => e,
+        },
         WaitError::Os(e) => PyOSError::new_err((e.raw_os_error().unwrap_or(0), e.to_string())),
     })
 }
@@ -43,16 +47,25 @@ pub fn wait_writable(py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Waiter> 
     wait(py, fd, Direction::Write, "manyio.wait_writable()")
 }
 
-/// Call before closing `fd`: tasks waiting on it raise `ClosedResourceError`, and the runtime
-/// stops watching it (so a reused fd number starts clean).
+/// Call before closing `fd`: tasks waiting on it raise `ClosedResourceError`, and so do waits
+/// that start afterwards (until the number is reused by a new file). Callable from any
+/// thread: outside a runtime it reaches every live runtime.
 #[pyfunction]
 pub fn notify_closing(py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<()> {
-    let rt = worker::current_runtime(py, "manyio.notify_closing()")?;
     let fd = as_fd(fd)?;
-    rt.reactor
-        .notify_closing(py, fd, || match errors::closed_resource(py) {
-            Ok(e) => Outcome::Error(e.unbind()),
-            Err(e) => Outcome::Error(e.into_value(py).into_any()),
-        });
+    let runtimes = match worker::worker_runtime() {
+        Some(rt) => vec![rt],
+        None => crate::runtime::live_runtimes()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect(),
+    };
+    for rt in runtimes {
+        rt.reactor
+            .notify_closing(py, fd, || match errors::closed_resource(py) {
+                Ok(e) => Outcome::Error(e.unbind()),
+                Err(e) => Outcome::Error(e.into_value(py).into_any()),
+            });
+    }
     Ok(())
 }

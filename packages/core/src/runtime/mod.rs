@@ -14,7 +14,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-pub use shared::Shared;
+pub use shared::{live_runtimes, Shared};
 
 use crate::task::{Blocker, Spawn, Task};
 
@@ -212,12 +212,25 @@ impl Runtime {
             ));
         }
         self.check_not_own_worker("close")?;
+        // Cancelled tasks may still need the main thread (restoring signal handlers in their
+        // finally blocks): keep serving it while they finish.
+        let on_main = is_main_thread(py);
+        if on_main {
+            self.shared.main_thread.enter();
+        }
         self.shared.root.cancel(py);
         let registry_empty = |py: Python<'_>| {
             let s = self.shared.clone();
             py.detach(move || s.registry.wait_empty(SIGNAL_CHECK))
         };
-        while !registry_empty(py) {}
+        while !registry_empty(py) {
+            if on_main {
+                self.shared.main_thread.drain(py);
+            }
+        }
+        if on_main {
+            self.shared.main_thread.leave(py);
+        }
         self.shared.mark_closed();
         self.shared.begin_shutdown();
         let handles = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));

@@ -19,6 +19,15 @@ use crate::task::cancel::CancelNode;
 use crate::task::Task;
 use crate::time::{TimerAction, TimerKey, Timers};
 
+/// Every runtime still alive, for calls made outside any runtime (`notify_closing` from a
+/// plain thread must reach whichever reactor watches the fd).
+pub fn live_runtimes() -> std::sync::MutexGuard<'static, Vec<std::sync::Weak<Shared>>> {
+    static LIVE: Mutex<Vec<std::sync::Weak<Shared>>> = Mutex::new(Vec::new());
+    let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+    live.retain(|w| w.strong_count() > 0);
+    live
+}
+
 /// A worker's own run queue; the worker thread owns it, others steal through a `Stealer`.
 pub type LocalQueue = Worker<Py<Task>>;
 
@@ -78,6 +87,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             exception_handler: Mutex::new(exception_handler),
         });
+        live_runtimes().push(Arc::downgrade(&shared));
         Ok((shared, locals))
     }
 

@@ -86,6 +86,8 @@ pub struct Task {
     pub strand: Option<Arc<StrandCore>>,
     /// Set by the first step.
     started: AtomicBool,
+    /// Set by `cancel_shielded_checkpoint` for the resume that follows.
+    shielded_resume: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -144,6 +146,7 @@ impl Task {
                 blocker: spec.blocker,
                 strand: spec.strand,
                 started: AtomicBool::new(false),
+                shielded_resume: AtomicBool::new(false),
             },
         )?;
         rt.registry.fill(key, task.clone_ref(py));
@@ -158,6 +161,12 @@ impl Task {
             let rt = t.rt.clone();
             rt.schedule(task);
         }
+    }
+
+    /// The next resume after a bare yield delivers no cancellation (see
+    /// `cancel_shielded_checkpoint`).
+    pub fn shield_next_resume(&self) {
+        self.shielded_resume.store(true, Ordering::Relaxed);
     }
 
     pub fn is_cancelled(&self) -> bool {

@@ -121,7 +121,10 @@ impl Task {
             }
             // A new task always runs to its first checkpoint (as in trio), so its code, and
             // the try/finally it opens, runs even if it was cancelled before it started.
-            None if self.started.swap(true, Ordering::Relaxed) && self.is_cancelled() => {
+            None if self.started.swap(true, Ordering::Relaxed)
+                && !self.shielded_resume.swap(false, Ordering::Relaxed)
+                && self.is_cancelled() =>
+            {
                 self.cancelled_exc(py)
             }
             None => Resume::Send,

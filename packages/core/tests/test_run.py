@@ -573,7 +573,8 @@ def test_an_unclosed_runtime_stops_its_threads_when_collected() -> None:
     assert worker_threads() == before + 2
     del rt
     gc.collect()
-    assert worker_threads() == before
+    # <=: a runtime left by another test may be collected here too; ours must be gone.
+    assert worker_threads() <= before
 
 
 async def _answer() -> int:

@@ -429,7 +429,7 @@ def test_full_duplex_large_payloads_across_threads(
     # two tasks that the runtime may place on either worker: far more than the loopback socket
     # buffers hold, so each side's sender is blocked on a full transport while its receiver must
     # keep reading. (A single-task-per-side version of this would deadlock.)
-    size = 32 * 1024 * 1024
+    size = 16 * 1024 * 1024
     to_server = os.urandom(size)
     to_client = os.urandom(size)
 
@@ -462,7 +462,7 @@ def test_full_duplex_large_payloads_across_threads(
 
         async with manyio.TaskGroup() as tg:
             port = await serve_tls(tg, server_ctx, server)
-            with manyio.fail_after(8):
+            with manyio.fail_after(30):
                 async with await manyio.net.connect_tcp(HOST, port, ssl_context=client_ctx) as tls:
                     client_got = await duplex(tls, to_server)
                 await _wait_for(lambda: bool(server_got))
@@ -478,12 +478,12 @@ def test_echo_large_payload_with_separate_sender_and_receiver(
 ) -> None:
     # The echo server only reads while it can write back, so once the buffers fill the client's
     # sender is blocked on the transport while its receiver must keep draining.
-    payload = os.urandom(32 * 1024 * 1024 + 17)
+    payload = os.urandom(16 * 1024 * 1024 + 17)
 
     async def main() -> None:
         async with manyio.TaskGroup() as tg:
             port = await serve_tls(tg, server_ctx, echo)
-            with manyio.fail_after(8):
+            with manyio.fail_after(30):
                 async with await manyio.net.connect_tcp(HOST, port, ssl_context=client_ctx) as tls:
                     async with manyio.TaskGroup() as inner:
                         inner.start_soon(tls.send_all, payload)

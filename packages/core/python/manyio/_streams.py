@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,19 +18,19 @@ _BROKEN = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 
 class _Guard:
-    """Detects two tasks using one direction of a stream at once (BusyResourceError)."""
+    """Detects two tasks using one direction of a stream at once (BusyResourceError). A real
+    lock, taken without waiting: tasks on two workers cannot both get in."""
 
     def __init__(self, what: str) -> None:
         self._what = what
-        self._busy = False
+        self._lock = threading.Lock()
 
     def __enter__(self) -> None:
-        if self._busy:
+        if not self._lock.acquire(blocking=False):
             raise BusyResourceError(f"another task is already {self._what}")
-        self._busy = True
 
     def __exit__(self, *exc_info: object) -> None:
-        self._busy = False
+        self._lock.release()
 
 
 class _SocketResource:

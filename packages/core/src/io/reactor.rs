@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use manyio_engine::Completion;
@@ -36,15 +37,18 @@ pub enum Direction {
     Write,
 }
 
+/// A parked waiter and the poll sequence number current when it registered.
+type Parked = (Arc<WaitSlot>, u64);
+
 #[derive(Default)]
 struct FdWaiters {
-    read: Option<Arc<WaitSlot>>,
-    write: Option<Arc<WaitSlot>>,
+    read: Option<Parked>,
+    write: Option<Parked>,
     closing: bool,
 }
 
 impl FdWaiters {
-    fn slot(&mut self, dir: Direction) -> &mut Option<Arc<WaitSlot>> {
+    fn slot(&mut self, dir: Direction) -> &mut Option<Parked> {
         match dir {
             Direction::Read => &mut self.read,
             Direction::Write => &mut self.write,
@@ -70,6 +74,10 @@ enum Registration {
 pub struct Reactor {
     registry: Registry,
     fds: Mutex<HashMap<RawFd, FdWaiters>>,
+    /// Bumped as each poll starts. Events are dispatched after the poll returns, possibly
+    /// after another task consumed the data and parked again; a waiter that registered after
+    /// the poll began is only woken if `poll(2)` confirms the fd is ready (no stale wake-ups).
+    poll_seq: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -98,6 +106,7 @@ impl Reactor {
         Self {
             registry,
             fds: Mutex::new(HashMap::new()),
+            poll_seq: AtomicU64::new(0),
         }
     }
 
@@ -139,10 +148,10 @@ impl Reactor {
                 _ => {}
             }
             let entry = waiters.slot(dir);
-            if entry.as_ref().is_some_and(|s| s.is_pending()) {
+            if entry.as_ref().is_some_and(|(s, _)| s.is_pending()) {
                 return Err(WaitError::Busy);
             }
-            *entry = Some(slot.clone());
+            *entry = Some((slot.clone(), self.poll_seq.load(Ordering::Acquire)));
         }
         if ready_now(fd, dir) {
             self.take_and_complete(py, fd, dir, None);
@@ -159,14 +168,33 @@ impl Reactor {
         ))
     }
 
-    /// Called for each epoll event, with the interpreter attached.
-    pub fn dispatch(&self, py: Python<'_>, token: Token, readable: bool, writable: bool) {
+    /// Called by the driver as a poll starts; returns that poll's sequence number.
+    pub fn begin_poll(&self) -> u64 {
+        self.poll_seq.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Called for each event of the poll numbered `seq`, with the interpreter attached.
+    pub fn dispatch(&self, py: Python<'_>, seq: u64, token: Token, readable: bool, writable: bool) {
         let fd = token.0 as RawFd;
-        if readable {
-            self.take_and_complete(py, fd, Direction::Read, None);
-        }
-        if writable {
-            self.take_and_complete(py, fd, Direction::Write, None);
+        for (ready, dir) in [(readable, Direction::Read), (writable, Direction::Write)] {
+            if !ready {
+                continue;
+            }
+            let slot = {
+                let mut fds = lock(&self.fds);
+                let Some(entry) = fds.get_mut(&fd).map(|w| w.slot(dir)) else {
+                    continue;
+                };
+                match entry {
+                    // Registered after this poll began: the event may be for data another
+                    // task already consumed. Wake only if the fd really is ready.
+                    Some((_, registered)) if *registered >= seq && !ready_now(fd, dir) => None,
+                    _ => entry.take(),
+                }
+            };
+            if let Some((slot, _)) = slot {
+                complete_slot(py, &slot, None);
+            }
         }
     }
 
@@ -180,7 +208,7 @@ impl Reactor {
         let slot = lock(&self.fds)
             .get_mut(&fd)
             .and_then(|w| w.slot(dir).take());
-        if let Some(slot) = slot {
+        if let Some((slot, _)) = slot {
             complete_slot(py, &slot, outcome);
         }
     }
@@ -191,7 +219,7 @@ impl Reactor {
             let entry = w.slot(dir);
             if entry
                 .as_ref()
-                .is_some_and(|s| Weak::ptr_eq(&Arc::downgrade(s), mine))
+                .is_some_and(|(s, _)| Weak::ptr_eq(&Arc::downgrade(s), mine))
             {
                 *entry = None;
             }
@@ -201,13 +229,16 @@ impl Reactor {
     /// The fd is about to be closed: wake its waiters with `closed`, and make waits that
     /// start from now on fail the same way (until the number is reused by a new file).
     pub fn notify_closing(&self, py: Python<'_>, fd: RawFd, closed: impl Fn() -> Outcome) {
+        // Registered now if it was not yet, so that a later wait finds it "existing" (and
+        // closing) rather than "fresh" (a new file that reused the number).
+        let _ = self.ensure_registered(fd);
         let slots = {
             let mut fds = lock(&self.fds);
             let w = fds.entry(fd).or_default();
             w.closing = true;
             [w.read.take(), w.write.take()]
         };
-        for slot in slots.into_iter().flatten() {
+        for (slot, _) in slots.into_iter().flatten() {
             complete_slot(py, &slot, Some(closed()));
         }
     }

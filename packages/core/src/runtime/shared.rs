@@ -224,6 +224,7 @@ impl Shared {
             Some(mut driver) => {
                 let until = self.timers.begin_poll();
                 let timeout = (until != u64::MAX).then(|| clock::until(until));
+                let seq = self.reactor.begin_poll();
                 let parker = &self.parkers[index];
                 driver = py.detach(move || {
                     parker.park_in(|| driver.poll(timeout));
@@ -233,7 +234,7 @@ impl Shared {
                 let ready = driver.take_ready();
                 *self.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(driver);
                 self.idle.retract(index);
-                self.dispatch(py, ready);
+                self.dispatch(py, seq, ready);
                 self.timers.fire_due(py);
                 // We leave the driver to run work: let another sleeper take it over.
                 if self.idle.sleeping() > 0 && self.has_work() {
@@ -248,9 +249,9 @@ impl Shared {
         }
     }
 
-    fn dispatch(&self, py: Python<'_>, ready: Vec<crate::runtime::driver::Ready>) {
+    fn dispatch(&self, py: Python<'_>, seq: u64, ready: Vec<crate::runtime::driver::Ready>) {
         for (token, readable, writable) in ready {
-            self.reactor.dispatch(py, token, readable, writable);
+            self.reactor.dispatch(py, seq, token, readable, writable);
         }
     }
 
@@ -262,10 +263,11 @@ impl Shared {
         }
         let driver = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut driver) = driver {
+            let seq = self.reactor.begin_poll();
             driver.poll(Some(std::time::Duration::ZERO));
             let ready = driver.take_ready();
             *self.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(driver);
-            self.dispatch(py, ready);
+            self.dispatch(py, seq, ready);
         }
     }
 

@@ -1,6 +1,10 @@
 """Benchmark workloads: one module per workload, each with ``NAME``, ``sizes(quick)``,
 ``verify(result, size, params)``, optional ``label(size)``, and ``VARIANTS`` mapping an
 implementation name to ``(runtime, async main(size, params))``.
+
+Optional: ``cases(quick)`` returning ``(size, params, label)`` triples replaces ``sizes`` when a
+workload varies more than one parameter; ``SERVER = True`` marks a workload whose cells are
+servers driven by ``loadgen.py`` (see ``echo``) rather than timed runs.
 """
 
 from __future__ import annotations
@@ -8,7 +12,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-WORKLOAD_NAMES = ("spawn", "pingpong", "lock", "channel", "cpu")
+WORKLOAD_NAMES = ("spawn", "pingpong", "lock", "channel", "cpu", "echo")
 
 
 def load(name: str) -> ModuleType:

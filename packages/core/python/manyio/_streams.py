@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import sockets
@@ -50,6 +51,19 @@ class _SocketResource:
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedResourceError("this socket was closed")
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        """OS errors as the stream errors callers handle: a reset or closed peer is
+        BrokenResourceError, our own close (EBADF after close) is ClosedResourceError."""
+        try:
+            yield
+        except _BROKEN as e:
+            raise BrokenResourceError(f"the peer closed or reset the connection: {e}") from e
+        except OSError as e:
+            if self._closed or e.errno == errno.EBADF:
+                raise ClosedResourceError("this socket was closed") from e
+            raise
 
     def close(self) -> None:
         """Closes the socket; tasks blocked on it raise :class:`ClosedResourceError`."""
@@ -112,16 +126,9 @@ class SocketStream(_SocketResource):
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Sends all of ``data``, waiting while the kernel buffer is full."""
-        with self._send_guard:
+        with self._send_guard, self._translate_errors():
             self._check_open()
-            try:
-                await sockets.sendall(self._sock, data)
-            except _BROKEN as e:
-                raise BrokenResourceError(f"the peer closed the connection: {e}") from e
-            except OSError as e:
-                if self._closed or e.errno == errno.EBADF:
-                    raise ClosedResourceError("this socket was closed") from e
-                raise
+            await sockets.sendall(self._sock, data)
 
     send = send_all
 
@@ -129,16 +136,9 @@ class SocketStream(_SocketResource):
         """Up to ``max_bytes`` bytes; ``b""`` once the peer has finished sending."""
         if max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
-        with self._receive_guard:
+        with self._receive_guard, self._translate_errors():
             self._check_open()
-            try:
-                return await sockets.recv(self._sock, max_bytes)
-            except _BROKEN as e:
-                raise BrokenResourceError(f"the peer reset the connection: {e}") from e
-            except OSError as e:
-                if self._closed or e.errno == errno.EBADF:
-                    raise ClosedResourceError("this socket was closed") from e
-                raise
+            return await sockets.recv(self._sock, max_bytes)
 
     async def send_eof(self) -> None:
         """Shuts down the sending direction; the peer then reads ``b""``."""
@@ -168,12 +168,8 @@ class SocketListener(_SocketResource):
 
     async def accept(self) -> SocketStream:
         self._check_open()
-        try:
+        with self._translate_errors():
             conn, _ = await sockets.accept(self._sock)
-        except OSError as e:
-            if self._closed or e.errno == errno.EBADF:
-                raise ClosedResourceError("this listener was closed") from e
-            raise
         return SocketStream(conn)
 
     @property

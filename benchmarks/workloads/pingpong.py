@@ -7,6 +7,7 @@ checks that the two sides strictly alternate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 NAME = "pingpong"
@@ -25,10 +26,8 @@ def _check(ball: list[int], want: int) -> None:
         raise AssertionError(f"ball is {ball[0]}, expected {want}: the tasks did not alternate")
 
 
-async def _asyncio(n: int, params: dict[str, Any]) -> tuple[int, int]:
-    import asyncio
-
-    ping, pong = asyncio.Event(), asyncio.Event()
+async def _rally(n: int, ping: Any, pong: Any, spawn: Callable[[Any], Any]) -> tuple[int, int]:
+    """The ping-pong loop for runtimes whose events wait with ``await event.wait()``."""
     ball = [0]
 
     async def ponger() -> int:
@@ -40,7 +39,7 @@ async def _asyncio(n: int, params: dict[str, Any]) -> tuple[int, int]:
             pong.set()
         return n
 
-    task = asyncio.create_task(ponger())
+    task = spawn(ponger())
     for i in range(n):
         ball[0] = i
         ping.set()
@@ -48,31 +47,18 @@ async def _asyncio(n: int, params: dict[str, Any]) -> tuple[int, int]:
         pong.clear()
         _check(ball, -i - 1)
     return n, await task
+
+
+async def _asyncio(n: int, params: dict[str, Any]) -> tuple[int, int]:
+    import asyncio
+
+    return await _rally(n, asyncio.Event(), asyncio.Event(), asyncio.create_task)
 
 
 async def _manyio(n: int, params: dict[str, Any]) -> tuple[int, int]:
     import manyio
 
-    ping, pong = manyio.Event(), manyio.Event()
-    ball = [0]
-
-    async def ponger() -> int:
-        for i in range(n):
-            await ping.wait()
-            ping.clear()
-            _check(ball, i)
-            ball[0] = -i - 1
-            pong.set()
-        return n
-
-    task = manyio.spawn(ponger())
-    for i in range(n):
-        ball[0] = i
-        ping.set()
-        await pong.wait()
-        pong.clear()
-        _check(ball, -i - 1)
-    return n, await task
+    return await _rally(n, manyio.Event(), manyio.Event(), manyio.spawn)
 
 
 async def _tonio(n: int, params: dict[str, Any]) -> tuple[int, int]:

@@ -11,8 +11,11 @@ pub fn cancelled_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 }
 
 /// A fresh `manyio.Cancelled` instance.
-pub fn new_cancelled(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    cancelled_type(py)?.call0()
+pub fn new_cancelled(py: Python<'_>, reason: Option<String>) -> PyResult<Bound<'_, PyAny>> {
+    match reason {
+        Some(reason) => cancelled_type(py)?.call1((reason,)),
+        None => cancelled_type(py)?.call0(),
+    }
 }
 
 pub fn is_cancelled(py: Python<'_>, exc: &Bound<'_, PyAny>) -> bool {

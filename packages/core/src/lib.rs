@@ -25,7 +25,7 @@ mod time;
 #[pymodule(gil_used = false)]
 mod _core {
     #[pymodule_export]
-    use crate::py::scope::CancelScope;
+    use crate::py::scope::{current_cancel_status, CancelScope, CancelStatus};
     #[pymodule_export]
     use crate::runtime::Runtime;
     #[pymodule_export]

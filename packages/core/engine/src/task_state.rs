@@ -90,6 +90,11 @@ impl TaskState {
         self.0.store(DONE, Ordering::Release);
     }
 
+    /// Parked: not queued, not running, not finished (it waits for a wake-up).
+    pub fn is_parked(&self) -> bool {
+        self.0.load(Ordering::Acquire) == 0
+    }
+
     pub fn is_done(&self) -> bool {
         self.0.load(Ordering::Acquire) & DONE != 0
     }

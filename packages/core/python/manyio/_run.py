@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
 
 from . import _core
+from ._strand import Strand
 
 __all__ = ["Runtime", "main", "run"]
 
@@ -88,13 +89,23 @@ class Runtime:
     def closed(self) -> bool:
         return self._core.closed
 
-    def block_on(self, main: Coroutine[Any, Any, T] | Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Runs ``main`` to completion on the runtime and returns its result."""
-        return self._core.block_on(_as_coroutine(main, "Runtime.block_on()"))
+    def block_on(
+        self,
+        main: Coroutine[Any, Any, T] | Callable[[], Coroutine[Any, Any, T]],
+        *,
+        strand: Strand | None = None,
+    ) -> T:
+        """Runs ``main`` to completion on the runtime and returns its result.
 
-    def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> _core.Task[T]:
-        """Starts ``coro`` as a task without waiting for it."""
-        return self._core.spawn(coro, name=name)
+        With ``strand``, ``main`` runs in that strand, and so do the tasks it spawns.
+        """
+        return self._core.block_on(_as_coroutine(main, "Runtime.block_on()"), strand=strand)
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, T], *, name: str | None = None, strand: Strand | None = None
+    ) -> _core.Task[T]:
+        """Starts ``coro`` as a task without waiting for it (in ``strand``, if given)."""
+        return self._core.spawn(coro, name=name, strand=strand)
 
     def stats(self) -> dict[str, Any]:
         return self._core.stats()

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from ._core import CancelScope, Event, Task, TaskGroupCore, checkpoint
+from ._core import CancelScope, Event, Task, TaskGroupCore, cancel_shielded_checkpoint, checkpoint
 from ._exceptions import Cancelled
 
 __all__ = ["TaskGroup", "TaskStatus"]
@@ -53,6 +53,7 @@ class TaskGroup:
         self.cancel_scope = CancelScope()
         self._core: TaskGroupCore | None = None
         self._closed = False
+        self._had_children = False
 
     async def __aenter__(self) -> TaskGroup:
         if self._core is not None:
@@ -66,6 +67,7 @@ class TaskGroup:
             raise RuntimeError("enter the TaskGroup with 'async with' before starting tasks")
         if self._closed:
             raise RuntimeError("this TaskGroup has finished; it cannot start new tasks")
+        self._had_children = True
         return self._core
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> Task[T]:
@@ -123,14 +125,19 @@ class TaskGroup:
                 pending_cancel = c
                 self.cancel_scope.cancel()
         self._closed = True
-        errors = core.errors()
+        errors = core.take_errors()
         if pending_cancel is None and not errors:
-            # Leaving the block is a checkpoint even when the children finished first, so a
-            # cancellation of the enclosing scope is delivered here.
-            try:
-                await checkpoint()
-            except Cancelled as c:
-                pending_cancel = c
+            if self._had_children:
+                # Children that were cancelled would, in trio, raise their Cancelled out of
+                # the block: deliver the cancellation here.
+                try:
+                    await checkpoint()
+                except Cancelled as c:
+                    pending_cancel = c
+            else:
+                # As in trio, an empty group lets other tasks run on the way out without
+                # delivering a cancellation (the next checkpoint will).
+                await cancel_shielded_checkpoint()
         if errors:
             to_raise: BaseException | None = BaseExceptionGroup("unhandled errors in a TaskGroup", errors)
         else:
@@ -142,11 +149,16 @@ class TaskGroup:
         except BaseException as replacement:
             # The scope kept what was not its own cancellation.
             raise replacement from None
-        if to_raise is None or swallowed:
-            return exc is not None
-        if to_raise is exc:
-            return False
-        raise to_raise
+        try:
+            if to_raise is None or swallowed:
+                return exc is not None
+            if to_raise is exc:
+                return False
+            # The group is new, not caused by whatever was being handled around the block.
+            raise to_raise from None
+        finally:
+            # This frame ends up in the traceback: keep it from holding the errors alive.
+            del to_raise, exc, tb, errors, pending_cancel
 
 
 async def _run_until_started(

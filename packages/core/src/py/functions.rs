@@ -72,7 +72,8 @@ pub fn check_cancelled(py: Python<'_>) -> PyResult<()> {
     let task =
         worker::current_task(py).ok_or_else(|| errors::no_runtime("manyio check_cancelled()"))?;
     if task.get().is_cancelled() {
-        return Err(PyErr::from_value(errors::new_cancelled(py)?));
+        let reason = task.get().current_node().cancel_reason();
+        return Err(PyErr::from_value(errors::new_cancelled(py, reason)?));
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use pyo3::types::{PyTuple, PyType};
 use crate::clock;
 use crate::errors;
 use crate::runtime::{worker, Shared};
-use crate::task::cancel::CancelNode;
+use crate::task::cancel::{CancelNode, DEADLINE_EXCEEDED};
 use crate::task::Task;
 use crate::time::{TimerAction, TimerKey};
 
@@ -28,6 +28,7 @@ struct State {
     entered: bool,
     exited: bool,
     cancel_called: bool,
+    reason: Option<String>,
     cancelled_caught: bool,
 }
 
@@ -71,7 +72,7 @@ impl CancelScope {
         }
         let ns = clock::from_secs(deadline);
         if ns <= clock::now_ns() {
-            node.cancel(py);
+            node.cancel_because(py, Some(DEADLINE_EXCEEDED));
         } else {
             st.timer = Some(rt.add_timer(ns, TimerAction::Cancel(Arc::downgrade(&node))));
         }
@@ -116,7 +117,7 @@ impl CancelScope {
             st.node = Some(node.clone());
             st.task = Some(task.clone_ref(py));
             if st.cancel_called {
-                node.cancel(py);
+                node.cancel_because(py, st.reason.as_deref());
             }
             this.arm(py, &mut st);
         }
@@ -186,15 +187,20 @@ impl CancelScope {
         Ok(false)
     }
 
-    /// Cancels everything inside the scope (now, or as soon as it is entered).
-    fn cancel(&self, py: Python<'_>) {
+    /// Cancels everything inside the scope (now, or as soon as it is entered). `reason`
+    /// becomes the message of the `Cancelled` raised inside (the first reason given wins).
+    #[pyo3(signature = (reason=None))]
+    fn cancel(&self, py: Python<'_>, reason: Option<String>) {
         let node = {
             let mut st = self.lock();
             st.cancel_called = true;
+            if st.reason.is_none() {
+                st.reason = reason.clone();
+            }
             st.node.clone()
         };
         if let Some(node) = node {
-            node.cancel(py);
+            node.cancel_because(py, reason.as_deref());
         }
     }
 
@@ -279,4 +285,33 @@ impl CancelScope {
     fn __class_getitem__(cls: &Bound<'_, PyType>, _item: &Bound<'_, PyAny>) -> Py<PyType> {
         cls.clone().unbind()
     }
+}
+
+/// Where a task stands in the cancel tree, captured at one point of its code. It answers
+/// "would that point be cancelled now?" from any thread: a worker thread started by the task
+/// asks it even while the task itself waits under a shield.
+#[pyclass(frozen, module = "manyio._core")]
+pub struct CancelStatus {
+    node: Arc<CancelNode>,
+}
+
+#[pymethods]
+impl CancelStatus {
+    fn cancelled(&self) -> bool {
+        self.node.is_cancelled()
+    }
+
+    fn effective_deadline(&self) -> f64 {
+        self.node.effective_deadline()
+    }
+}
+
+/// The calling task's current place in the cancel tree (see [`CancelStatus`]).
+#[pyfunction]
+pub fn current_cancel_status(py: Python<'_>) -> PyResult<CancelStatus> {
+    let task = worker::current_task(py)
+        .ok_or_else(|| errors::no_runtime("manyio current_cancel_status()"))?;
+    Ok(CancelStatus {
+        node: task.get().current_node(),
+    })
 }

@@ -16,6 +16,7 @@ use pyo3::types::PyDict;
 
 pub use shared::{live_runtimes, Shared};
 
+use crate::task::strand::StrandCore;
 use crate::task::{Blocker, Spawn, Task};
 
 /// How often a thread blocked on the runtime wakes to let Python handle signals (Ctrl-C) and,
@@ -51,12 +52,17 @@ impl Runtime {
     }
 
     /// Spawns `coro` and blocks this (non-worker) thread until it ends.
-    pub fn run_blocking(&self, py: Python<'_>, coro: Py<PyAny>) -> PyResult<Py<PyAny>> {
+    pub fn run_blocking(
+        &self,
+        py: Python<'_>,
+        coro: Py<PyAny>,
+        strand: Option<Arc<StrandCore>>,
+    ) -> PyResult<Py<PyAny>> {
         let on_main = is_main_thread(py);
         if on_main {
             self.shared.main_thread.enter();
         }
-        let result = self.run_blocking_inner(py, coro, on_main);
+        let result = self.run_blocking_inner(py, coro, strand, on_main);
         if on_main {
             self.shared.main_thread.leave(py);
         }
@@ -67,6 +73,7 @@ impl Runtime {
         &self,
         py: Python<'_>,
         coro: Py<PyAny>,
+        strand: Option<Arc<StrandCore>>,
         on_main: bool,
     ) -> PyResult<Py<PyAny>> {
         let blocker = Arc::new(Blocker::default());
@@ -74,7 +81,7 @@ impl Runtime {
             py,
             &self.shared,
             Spawn {
-                strand: None,
+                strand,
                 coro,
                 name: None,
                 parent_node: self.shared.root.clone(),
@@ -168,6 +175,12 @@ impl Runtime {
         self.shared.threads()
     }
 
+    /// A dict shared by every task of this runtime, for libraries layered on manyio.
+    #[getter]
+    fn locals(&self, py: Python<'_>) -> Py<PyDict> {
+        self.shared.locals.clone_ref(py)
+    }
+
     #[getter]
     fn closed(&self) -> bool {
         self.shared.is_closed()
@@ -197,10 +210,18 @@ impl Runtime {
     }
 
     /// Runs `coro` to completion and returns its result, blocking the calling thread (which
-    /// must not be one of this runtime's workers).
-    fn block_on(&self, py: Python<'_>, coro: Py<PyAny>) -> PyResult<Py<PyAny>> {
+    /// must not be one of this runtime's workers). `strand=` runs it (and, by default, the
+    /// tasks it spawns) in that strand.
+    #[pyo3(signature = (coro, **kwargs))]
+    fn block_on(
+        &self,
+        py: Python<'_>,
+        coro: Py<PyAny>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
         self.check_not_own_worker("block_on")?;
-        self.run_blocking(py, coro)
+        let strand = crate::task::strand::choose(py, kwargs)?;
+        self.run_blocking(py, coro, strand)
     }
 
     /// Cancels every task still running, waits for them to finish (their `finally` blocks

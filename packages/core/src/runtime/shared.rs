@@ -57,6 +57,8 @@ pub struct Shared {
     closed: AtomicBool,
     shutdown: AtomicBool,
     exception_handler: Mutex<Option<Py<PyAny>>>,
+    /// Runtime-wide storage for libraries layered on manyio (e.g. AnyIO's run variables).
+    pub locals: Py<PyDict>,
 }
 
 impl Shared {
@@ -80,6 +82,7 @@ impl Shared {
             stealers,
             parkers: (0..threads).map(|_| Parker::new()).collect(),
             idle: Idle::new(),
+            locals: Python::attach(|py| PyDict::new(py).unbind()),
             driver: Mutex::new(Some(driver)),
             waker,
             next_id: AtomicU64::new(1),

@@ -37,6 +37,7 @@ pub fn run(py: Python<'_>, shared: Arc<Shared>, index: usize, local: Worker<Py<T
             local,
         })
     });
+    announce_to_sniffio(py);
     let mut tick: u32 = 0;
     while !shared.is_shutdown() {
         tick = tick.wrapping_add(1);
@@ -64,6 +65,17 @@ pub fn run(py: Python<'_>, shared: Arc<Shared>, index: usize, local: Worker<Py<T
         }
     }
     WORKER.with(|w| w.borrow_mut().take());
+}
+
+/// Libraries that support several event loops (AnyIO, httpcore) ask sniffio which one runs
+/// the current thread. A worker thread only ever runs manyio tasks, so it answers "manyio";
+/// blocking-pool threads and the caller of `block_on` keep their own answer.
+fn announce_to_sniffio(py: Python<'_>) {
+    if let Ok(sniffio) = py.import("sniffio") {
+        if let Ok(local) = sniffio.getattr("thread_local") {
+            let _ = local.setattr("name", "manyio");
+        }
+    }
 }
 
 /// Pushes onto the calling worker's local queue if it belongs to `shared`; else hands it back.

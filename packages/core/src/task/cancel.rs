@@ -12,7 +12,7 @@
 //! wake-up: a task that turns out not to be cancelled (a shield went up meanwhile) parks again.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use pyo3::prelude::*;
 
@@ -22,12 +22,17 @@ use crate::task::Task;
 
 const NO_SLOT: usize = usize::MAX;
 
+/// The reason recorded when a scope's deadline cancels it.
+pub const DEADLINE_EXCEEDED: &str = "deadline exceeded";
+
 pub struct CancelNode {
     parent: Option<Arc<CancelNode>>,
     /// Registry key of the task that entered this node (the only one that can stand in it).
     owner: RegKey,
     rt: Weak<Shared>,
     cancel_called: AtomicBool,
+    /// Why it was cancelled, when the canceller said (shown in the `Cancelled` raised).
+    reason: OnceLock<Box<str>>,
     shield: AtomicBool,
     /// f64 bits of the deadline on the `time.monotonic()` scale; +inf for none.
     deadline: AtomicU64,
@@ -85,6 +90,7 @@ impl CancelNode {
             owner,
             rt,
             cancel_called: AtomicBool::new(false),
+            reason: OnceLock::new(),
             shield: AtomicBool::new(false),
             deadline: AtomicU64::new(f64::INFINITY.to_bits()),
             children: Mutex::new(Children::default()),
@@ -150,6 +156,31 @@ impl CancelNode {
     /// `parent_cancellation_is_visible_to_us`)
     pub fn parent_cancel_visible(&self) -> bool {
         !self.shielded() && self.parent.as_ref().is_some_and(|p| p.is_cancelled())
+    }
+
+    /// Cancels, recording `reason` for the `Cancelled` it raises (the first reason given wins).
+    pub fn cancel_because(self: &Arc<Self>, py: Python<'_>, reason: Option<&str>) {
+        if let Some(reason) = reason {
+            let _ = self.reason.set(reason.into());
+        }
+        self.cancel(py);
+    }
+
+    /// The reason of the cancelled scope that reaches a task standing here, if one was given.
+    pub fn cancel_reason(&self) -> Option<String> {
+        let mut node = self;
+        loop {
+            if node.cancel_called() {
+                return node.reason.get().map(|r| r.to_string());
+            }
+            if node.shielded() {
+                return None;
+            }
+            match &node.parent {
+                Some(p) => node = p,
+                None => return None,
+            }
+        }
     }
 
     pub fn cancel(self: &Arc<Self>, py: Python<'_>) {

@@ -21,6 +21,8 @@ use crate::task::{Spawn, Task};
 
 pub struct GroupState {
     node: Arc<CancelNode>,
+    /// The task that opened the group: its children's parent.
+    pub host: Option<u64>,
     pending: AtomicUsize,
     errors: Mutex<Vec<Py<PyAny>>>,
     idle: Arc<TaskQueue>,
@@ -64,6 +66,7 @@ impl TaskGroupCore {
         Ok(Self {
             state: Arc::new(GroupState {
                 node,
+                host: worker::current_task_id(),
                 pending: AtomicUsize::new(0),
                 errors: Mutex::new(Vec::new()),
                 idle: Arc::default(),
@@ -100,9 +103,11 @@ impl TaskGroupCore {
         self.state.add_error(py, exc);
     }
 
-    fn errors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let errs = self.state.errors.lock().unwrap_or_else(|p| p.into_inner());
-        PyList::new(py, errs.iter().map(|e| e.clone_ref(py)))
+    /// The children's errors, handed over once: the group keeps no reference to them.
+    fn take_errors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let errs =
+            std::mem::take(&mut *self.state.errors.lock().unwrap_or_else(|p| p.into_inner()));
+        PyList::new(py, errs)
     }
 
     fn pending(&self) -> usize {

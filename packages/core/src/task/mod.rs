@@ -124,7 +124,12 @@ impl Task {
             .registry
             .reserve(crate::runtime::worker::worker_index(rt));
         let root = CancelNode::new_child(&spec.parent_node, key);
-        let parent = crate::runtime::worker::current_task_id();
+        // A group's children belong to the task that opened the group (as in trio), whoever
+        // spawned them.
+        let parent = match &spec.group {
+            Some(group) if group.host.is_some() => group.host,
+            _ => crate::runtime::worker::current_task_id(),
+        };
         let task = Py::new(
             py,
             Task {
@@ -269,6 +274,17 @@ impl Task {
 
     fn done(&self) -> bool {
         self.outcome.get().is_some()
+    }
+
+    /// True if the task would be cancelled at its next checkpoint (a cancelled, unshielded
+    /// scope encloses where it is now). Safe to ask from any thread.
+    fn cancellation_pending(&self) -> bool {
+        !self.done() && self.is_cancelled()
+    }
+
+    /// True while the task waits for a wake-up: it is neither queued nor running.
+    fn blocked(&self) -> bool {
+        self.state.is_parked()
     }
 
     /// True if the task ended by raising `Cancelled`.

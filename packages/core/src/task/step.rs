@@ -132,7 +132,7 @@ impl Task {
     }
 
     fn cancelled_exc(&self, py: Python<'_>) -> Resume {
-        match errors::new_cancelled(py) {
+        match errors::new_cancelled(py, self.current_node().cancel_reason()) {
             Ok(e) => Resume::Throw(e.unbind()),
             Err(e) => Resume::Throw(e.into_value(py).into_any()),
         }

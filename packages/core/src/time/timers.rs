@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 
 use crate::clock;
 use crate::sync::waiter::WaitSlot;
-use crate::task::cancel::CancelNode;
+use crate::task::cancel::{CancelNode, DEADLINE_EXCEEDED};
 
 pub type TimerKey = (u64, u64);
 
@@ -126,7 +126,7 @@ impl Timers {
                 }
                 TimerAction::Cancel(node) => {
                     if let Some(node) = node.upgrade() {
-                        node.cancel(py);
+                        node.cancel_because(py, Some(DEADLINE_EXCEEDED));
                     }
                 }
             }

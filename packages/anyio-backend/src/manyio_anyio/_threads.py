@@ -1,0 +1,138 @@
+"""Worker threads (``anyio.to_thread``) and calls back into the runtime (``anyio.from_thread``)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import manyio
+from anyio import RunFinishedError
+from anyio._core._eventloop import claim_worker_thread, threadlocals
+from manyio import _core
+
+from ._token import RunToken, current_token
+
+T = TypeVar("T")
+
+try:
+    import sniffio
+except ModuleNotFoundError:  # pragma: no cover - sniffio is a dependency
+    sniffio = None  # type: ignore[assignment]
+
+
+class _ThreadState(threading.local):
+    # The cancel status of the task waiting for this worker thread (for check_cancelled).
+    host: _core.CancelStatus | None = None
+
+
+_thread_state = _ThreadState()
+
+
+async def run_sync_in_worker_thread(
+    backend: type, func: Callable[..., T], args: tuple[Any, ...], abandon_on_cancel: bool, limiter: Any
+) -> T:
+    await _core.checkpoint()
+    token = current_token()
+    host = _core.current_cancel_status()
+    if limiter is None:
+        limiter = token.default_thread_limiter()
+
+    def in_thread() -> T:
+        if sniffio is not None:
+            # The thread runs in a copy of the task's context: it is not in the event loop.
+            sniffio.current_async_library_cvar.set(None)
+        _thread_state.host = host
+        try:
+            with claim_worker_thread(backend, token):
+                return func(*args)
+        finally:
+            _thread_state.host = None
+
+    return await manyio.to_thread(in_thread, limiter=limiter, abandon_on_cancel=abandon_on_cancel)
+
+
+def check_cancelled() -> None:
+    host = _thread_state.host
+    if host is None:
+        # Not in a worker thread: in a task, this is manyio's own check.
+        _core.check_cancelled()
+        return
+    if host.cancelled():
+        raise manyio.Cancelled
+
+
+def run_sync_from_thread(func: Callable[..., T], args: tuple[Any, ...], token: RunToken | None) -> T:
+    token = _resolve(token)
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    async def call() -> None:
+        try:
+            result = func(*args)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    _spawn_or_finished(token, call())
+    return future.result()
+
+
+def run_async_from_thread(
+    func: Callable[..., Coroutine[Any, Any, T]], args: tuple[Any, ...], token: RunToken | None
+) -> T:
+    token = _resolve(token)
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    async def call() -> None:
+        try:
+            result = await func(*args)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    _spawn_or_finished(token, call())
+    return future.result()
+
+
+def run_sync_soon(func: Callable[..., object], args: tuple[Any, ...], token: RunToken) -> None:
+    context = contextvars.copy_context()
+
+    async def call() -> None:
+        context.run(func, *args)
+
+    _spawn(token, call())
+
+
+def _resolve(token: RunToken | None) -> RunToken:
+    if token is None:
+        # AnyIO passes no token from its own worker threads: the thread knows its loop.
+        token = threadlocals.current_token.native_token
+    assert isinstance(token, RunToken)
+    return token
+
+
+def _spawn_or_finished(token: RunToken, coro: Coroutine[Any, Any, None]) -> None:
+    if _in_a_task():
+        # Blocking a worker until a task (maybe queued behind us on it) finishes could hang.
+        coro.close()
+        raise RuntimeError("This function cannot be called from a task of the event loop; await instead")
+    _spawn(token, coro)
+
+
+def _spawn(token: RunToken, coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        token.spawn(coro)
+    except RuntimeError as exc:
+        raise RunFinishedError from exc
+
+
+def _in_a_task() -> bool:
+    try:
+        _core.current_task()
+    except RuntimeError:
+        return False
+    return True

@@ -31,6 +31,7 @@ import manyio
 from anyio import TaskInfo, abc
 from anyio._core._tasks import CancelScope as BaseCancelScope
 from anyio.abc import AsyncBackend, IPSockAddrType
+from anyio.abc._tasks import get_callable_name
 from manyio import _core
 
 from . import _process, _sockets, _threads
@@ -72,6 +73,7 @@ class ManyioBackend(AsyncBackend):
 
         async def root() -> T:
             current_run.set(token)
+            _core.current_task().name = get_callable_name(func)
             return await func(*args, **kwargs)
 
         with runtime:

@@ -18,19 +18,30 @@ from ._tasks import CancelScope
 class _ReceiveStream(abc.ByteReceiveStream):
     def __init__(self, stream: Any) -> None:
         self._stream = stream
+        self._eof = False
+        self._closed = False
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         if max_bytes < 1:
             raise ValueError("max_bytes must be a positive integer")
+        if self._closed:
+            raise ClosedResourceError
+        if self._eof:
+            raise EndOfStream
         try:
             data = await self._stream.receive(max_bytes)
         except manyio.ClosedResourceError as exc:
             raise ClosedResourceError from exc
         if not data:
+            # Nothing more can come: release the pipe now (as asyncio's pipe transports do),
+            # not when the process object is collected.
+            self._eof = True
+            self._stream.close()
             raise EndOfStream
         return data
 
     async def aclose(self) -> None:
+        self._closed = True
         await self._stream.aclose()
 
 

@@ -90,7 +90,8 @@ class Lock(BaseLock):
                 try:
                     self._waiters.remove(record)
                 except ValueError:
-                    # Ownership was handed to us as we were cancelled: pass it on.
+                    # A release already dequeued us. A cancelled wait is aborted, so the lock
+                    # went on to the next waiter; hand it on if it reached us all the same.
                     if self._owner is task:
                         self._hand_over()
             raise
@@ -168,8 +169,9 @@ class Semaphore(BaseSemaphore):
                 try:
                     self._waiters.remove(waiter)
                 except ValueError:
-                    # We were given a permit as we were cancelled: give it back.
-                    self._release_locked()
+                    # A release already dequeued us; a cancelled wait is aborted, so the
+                    # permit went to the next waiter (or back to the count).
+                    pass
             raise
 
     def acquire_nowait(self) -> None:

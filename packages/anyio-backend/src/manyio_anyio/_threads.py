@@ -26,6 +26,9 @@ except ModuleNotFoundError:  # pragma: no cover - sniffio is a dependency
 class _ThreadState(threading.local):
     # The cancel status of the task waiting for this worker thread (for check_cancelled).
     host: _core.CancelStatus | None = None
+    # Where calls back into the runtime run: inside the host's cancel scopes while it waits
+    # for the thread; not when it may abandon the thread (the calls then outlive its scopes).
+    within: _core.CancelStatus | None = None
 
 
 _thread_state = _ThreadState()
@@ -45,11 +48,12 @@ async def run_sync_in_worker_thread(
             # The thread runs in a copy of the task's context: it is not in the event loop.
             sniffio.current_async_library_cvar.set(None)
         _thread_state.host = host
+        _thread_state.within = None if abandon_on_cancel else host
         try:
             with claim_worker_thread(backend, token):
                 return func(*args)
         finally:
-            _thread_state.host = None
+            _thread_state.host = _thread_state.within = None
 
     return await manyio.to_thread(in_thread, limiter=limiter, abandon_on_cancel=abandon_on_cancel)
 
@@ -65,7 +69,7 @@ def check_cancelled() -> None:
 
 
 def run_sync_from_thread(func: Callable[..., T], args: tuple[Any, ...], token: RunToken | None) -> T:
-    token = _resolve(token)
+    token, within = _resolve(token)
     future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     async def call() -> None:
@@ -76,14 +80,14 @@ def run_sync_from_thread(func: Callable[..., T], args: tuple[Any, ...], token: R
         else:
             future.set_result(result)
 
-    _spawn_or_finished(token, call())
+    _spawn_or_finished(token, call(), within)
     return future.result()
 
 
 def run_async_from_thread(
     func: Callable[..., Coroutine[Any, Any, T]], args: tuple[Any, ...], token: RunToken | None
 ) -> T:
-    token = _resolve(token)
+    token, within = _resolve(token)
     future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     async def call() -> None:
@@ -94,7 +98,7 @@ def run_async_from_thread(
         else:
             future.set_result(result)
 
-    _spawn_or_finished(token, call())
+    _spawn_or_finished(token, call(), within)
     return future.result()
 
 
@@ -107,32 +111,30 @@ def run_sync_soon(func: Callable[..., object], args: tuple[Any, ...], token: Run
     _spawn(token, call())
 
 
-def _resolve(token: RunToken | None) -> RunToken:
+def _resolve(token: RunToken | None) -> tuple[RunToken, _core.CancelStatus | None]:
     if token is None:
-        # AnyIO passes no token from its own worker threads: the thread knows its loop.
+        # AnyIO passes no token from its own worker threads: the thread knows its loop, and
+        # the call runs inside the cancel scopes of the task that started the thread.
         token = threadlocals.current_token.native_token
+        assert isinstance(token, RunToken)
+        return token, _thread_state.within
     assert isinstance(token, RunToken)
-    return token
+    return token, None
 
 
-def _spawn_or_finished(token: RunToken, coro: Coroutine[Any, Any, None]) -> None:
-    if _in_a_task():
+def _spawn_or_finished(
+    token: RunToken, coro: Coroutine[Any, Any, None], within: _core.CancelStatus | None
+) -> None:
+    if token.runs_current_task():
         # Blocking a worker until a task (maybe queued behind us on it) finishes could hang.
         coro.close()
         raise RuntimeError("This function cannot be called from a task of the event loop; await instead")
-    _spawn(token, coro)
+    _spawn(token, coro, within)
 
 
-def _spawn(token: RunToken, coro: Coroutine[Any, Any, None]) -> None:
+def _spawn(token: RunToken, coro: Coroutine[Any, Any, None], within: _core.CancelStatus | None = None) -> None:
     try:
-        token.spawn(coro)
+        token.spawn(coro, within=within)
     except RuntimeError as exc:
         raise RunFinishedError from exc
 
-
-def _in_a_task() -> bool:
-    try:
-        _core.current_task()
-    except RuntimeError:
-        return False
-    return True

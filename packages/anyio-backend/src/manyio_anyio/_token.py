@@ -31,16 +31,29 @@ class RunToken:
         self._lock = threading.Lock()
         self._limiter: Any = None
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> manyio.Task[Any]:
+    def core(self) -> _core.Runtime:
+        return self.runtime._core if self.runtime is not None else _core.from_thread_runtime()
+
+    def runs_current_task(self) -> bool:
+        """True if the caller is a task of this token's runtime."""
+        try:
+            here = _core.current_runtime()
+        except RuntimeError:
+            return False
+        return self.runtime is None or here.locals is self.runtime._core.locals
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], name: str | None = None, within: _core.CancelStatus | None = None
+    ) -> manyio.Task[Any]:
         """Starts ``coro`` on this token's runtime (in its strand) from any thread.
 
         Raises RuntimeError if the runtime has closed.
         """
-        core = self.runtime._core if self.runtime is not None else _core.from_thread_runtime()
+        core = self.core()
         if core.closed:
             coro.close()
             raise RuntimeError("the runtime has closed")
-        return core.spawn(coro, name=name, strand=self.strand)
+        return core.spawn(coro, name=name, within=within, strand=self.strand)
 
     def default_thread_limiter(self) -> Any:
         with self._lock:

@@ -295,6 +295,12 @@ pub struct CancelStatus {
     node: Arc<CancelNode>,
 }
 
+impl CancelStatus {
+    pub fn node(&self) -> &Arc<CancelNode> {
+        &self.node
+    }
+}
+
 #[pymethods]
 impl CancelStatus {
     fn cancelled(&self) -> bool {

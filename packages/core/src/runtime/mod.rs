@@ -16,6 +16,7 @@ use pyo3::types::PyDict;
 
 pub use shared::{live_runtimes, Shared};
 
+use crate::py::scope::CancelStatus;
 use crate::task::strand::StrandCore;
 use crate::task::{Blocker, Spawn, Task};
 
@@ -186,15 +187,21 @@ impl Runtime {
         self.shared.is_closed()
     }
 
-    /// Starts `coro` as a new task. Callable from any thread.
-    #[pyo3(signature = (coro, *, name=None, **kwargs))]
+    /// Starts `coro` as a new task. Callable from any thread. `within` (a `CancelStatus`)
+    /// puts the task inside those cancel scopes: cancelling them cancels it too.
+    #[pyo3(signature = (coro, *, name=None, within=None, **kwargs))]
     fn spawn(
         &self,
         py: Python<'_>,
         coro: Py<PyAny>,
         name: Option<Py<PyAny>>,
+        within: Option<PyRef<'_, CancelStatus>>,
         kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
     ) -> PyResult<Py<Task>> {
+        let parent_node = match within {
+            Some(status) => status.node().clone(),
+            None => self.shared.root.clone(),
+        };
         Task::spawn(
             py,
             &self.shared,
@@ -202,7 +209,7 @@ impl Runtime {
                 strand: crate::task::strand::choose(py, kwargs)?,
                 coro,
                 name,
-                parent_node: self.shared.root.clone(),
+                parent_node,
                 group: None,
                 blocker: None,
             },

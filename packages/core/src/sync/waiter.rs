@@ -122,7 +122,17 @@ impl Waiter {
         match this.slot.take() {
             Some(Outcome::Value(v)) if v.is_none(py) => Ok(None),
             Some(Outcome::Value(v)) => Err(PyStopIteration::new_err((v,))),
-            Some(Outcome::Error(e)) => Err(PyErr::from_value(e.into_bound(py))),
+            Some(Outcome::Error(e)) => {
+                let e = e.into_bound(py);
+                if e.is_instance_of::<PyStopIteration>() {
+                    // Raised from here, StopIteration would read as "the wait returned None":
+                    // surface it as Python does when a coroutine raises it (PEP 479).
+                    let err = PyRuntimeError::new_err("coroutine raised StopIteration");
+                    err.set_cause(py, Some(PyErr::from_value(e)));
+                    return Err(err);
+                }
+                Err(PyErr::from_value(e))
+            }
             None => Err(PyRuntimeError::new_err(
                 "a manyio waiter was resumed before it completed: manyio awaitables must be \
                  awaited from a task running on a manyio runtime",

@@ -231,7 +231,7 @@ impl CancelNode {
             // Everything is below the root; a woken task works out for itself whether a
             // shield keeps the cancellation out.
             for task in rt.registry.all(py) {
-                Task::wake(task);
+                Task::wake_cancelled(py, task);
             }
             return;
         }
@@ -245,7 +245,7 @@ impl CancelNode {
         owners.dedup();
         for id in owners {
             if let Some(task) = rt.registry.get(py, id) {
-                Task::wake(task);
+                Task::wake_cancelled(py, task);
             }
         }
     }

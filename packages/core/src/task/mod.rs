@@ -159,6 +159,20 @@ impl Task {
         Ok(task)
     }
 
+    /// Wakes a task whose cancel scopes were cancelled. If it is parked and the cancellation
+    /// reaches it, its wait is aborted now, as in trio: whatever completes the waiter later
+    /// (a lock handing itself over, say) sees the task gone and moves on to the next one.
+    pub fn wake_cancelled(py: Python<'_>, task: Py<Task>) {
+        let t = task.get();
+        if t.is_cancelled() {
+            let waiting = lock(&t.waiting).as_ref().map(|w| w.clone_ref(py));
+            if let Some(waiter) = waiting {
+                waiter.get().abort();
+            }
+        }
+        Task::wake(task);
+    }
+
     /// Asks the scheduler to run the task (after a wait completed, or to re-check cancellation).
     pub fn wake(task: Py<Task>) {
         let t = task.get();

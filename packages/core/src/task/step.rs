@@ -103,7 +103,10 @@ impl Task {
         match waiting {
             Some(w) => {
                 let waiter = w.get();
-                if !waiter.slot.is_pending() {
+                if waiter.slot.is_aborted() {
+                    // A cancellation aborted the wait while the task was parked.
+                    self.cancelled_exc(py)
+                } else if !waiter.slot.is_pending() {
                     if waiter.born_ready && self.is_cancelled() {
                         self.cancelled_exc(py)
                     } else {

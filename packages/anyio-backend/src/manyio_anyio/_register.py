@@ -3,7 +3,8 @@
 AnyIO has no plugin mechanism: ``get_async_backend("manyio")`` imports
 ``anyio._backends._manyio`` and reads its ``backend_class``. Registering puts our backend
 module into ``sys.modules`` under that name (public import machinery), adds "manyio" to the
-names ``anyio.get_all_backends()`` lists, and lets httpcore accept the "manyio" sniffio name:
+names ``anyio.get_all_backends()`` lists, makes AnyIO's memory object streams thread-safe
+(``_memory_streams``), and lets httpcore accept the "manyio" sniffio name:
 httpcore only knows "asyncio" and "trio", and for "asyncio" it uses AnyIO's API, which is
 exactly what runs on this backend.
 """
@@ -27,9 +28,11 @@ def register() -> None:
             return
         from anyio._core import _eventloop
 
-        from . import _backend
+        from . import _backend, _memory_streams
 
         sys.modules.setdefault(f"anyio._backends._{BACKEND_NAME}", _backend)
+        # AnyIO code may run in parallel on manyio (parallel runs, plain manyio tasks).
+        _memory_streams.install()
         if BACKEND_NAME not in _eventloop.BACKENDS:
             _eventloop.BACKENDS = (*_eventloop.BACKENDS, BACKEND_NAME)
         _patch_httpcore()

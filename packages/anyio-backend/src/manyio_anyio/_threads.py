@@ -132,9 +132,10 @@ def _spawn_or_finished(
     _spawn(token, coro, within)
 
 
-def _spawn(token: RunToken, coro: Coroutine[Any, Any, None], within: _core.CancelStatus | None = None) -> None:
+def _spawn(
+    token: RunToken, coro: Coroutine[Any, Any, None], within: _core.CancelStatus | None = None
+) -> None:
     try:
         token.spawn(coro, within=within)
     except RuntimeError as exc:
         raise RunFinishedError from exc
-

@@ -43,7 +43,10 @@ class RunToken:
         return self.runtime is None or here.locals is self.runtime._core.locals
 
     def spawn(
-        self, coro: Coroutine[Any, Any, Any], name: str | None = None, within: _core.CancelStatus | None = None
+        self,
+        coro: Coroutine[Any, Any, Any],
+        name: str | None = None,
+        within: _core.CancelStatus | None = None,
     ) -> manyio.Task[Any]:
         """Starts ``coro`` on this token's runtime (in its strand) from any thread.
 

@@ -334,6 +334,10 @@ def _summarise(groups: list[list[Cell]], baseline: tuple[str, int]) -> list[dict
         base = next((c for c in group if (c.impl, c.threads) == baseline), None)
         if base is None and baseline[0] == "manyio":
             base = next((c for c in group if c.impl == "manyio" and c.threads == 1), None)
+        if base is None:
+            # A workload without a plain manyio cell names its own baseline (e.g. anyio).
+            own = getattr(workloads.load(group[0].workload), "BASELINE", None)
+            base = next((c for c in group if (c.impl, c.threads) == own), None)
         base_median = statistics.median(base.times()) if base and base.times() else None
         seen_unavailable: set[str] = set()
         for c in group:

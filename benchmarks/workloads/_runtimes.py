@@ -9,8 +9,21 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-RUNTIMES = ("manyio", "asyncio", "uvloop", "trio", "tonio", "threading")
-MULTI_THREADED = frozenset({"manyio", "tonio", "threading"})
+RUNTIMES = (
+    "manyio",
+    "asyncio",
+    "uvloop",
+    "trio",
+    "tonio",
+    "threading",
+    # AnyIO code on each AnyIO backend (the anyio workload).
+    "anyio-manyio",
+    "anyio-manyio-parallel",
+    "anyio-asyncio",
+    "anyio-uvloop",
+    "anyio-trio",
+)
+MULTI_THREADED = frozenset({"manyio", "tonio", "threading", "anyio-manyio", "anyio-manyio-parallel"})
 
 
 def import_runtime(runtime: str) -> str:
@@ -42,7 +55,22 @@ def import_runtime(runtime: str) -> str:
         import threading  # noqa: F401
 
         return f"stdlib {sys.version.split()[0]}"
+    if runtime.startswith("anyio-"):
+        import anyio
+
+        backend = runtime.split("-")[1]
+        if backend == "manyio":
+            import manyio_anyio  # noqa: F401  (registers the backend)
+        else:
+            import_runtime(backend)
+        return f"anyio {_version('anyio')} on {backend}"
     raise ValueError(f"unknown runtime {runtime!r}")
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
 
 
 def run(runtime: str, threads: int, fn: Callable[..., Any], *args: Any) -> Any:
@@ -75,4 +103,17 @@ def run(runtime: str, threads: int, fn: Callable[..., Any], *args: Any) -> Any:
         return tonio.colored.run(fn(*args), threads=threads)
     if runtime == "threading":
         return fn(threads, *args)  # a plain function that starts its own threads
+    if runtime.startswith("anyio-"):
+        import anyio
+
+        options: dict[str, Any] = {}
+        backend = runtime.removeprefix("anyio-")
+        if backend == "uvloop":
+            backend, options = "asyncio", {"use_uvloop": True}
+        elif backend.startswith("manyio"):
+            import manyio_anyio  # noqa: F401  (registers the backend)
+
+            options = {"threads": threads, "parallel": backend.endswith("parallel")}
+            backend = "manyio"
+        return anyio.run(fn, *args, backend=backend, backend_options=options)
     raise ValueError(f"unknown runtime {runtime!r}")

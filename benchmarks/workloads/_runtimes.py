@@ -56,7 +56,7 @@ def import_runtime(runtime: str) -> str:
 
         return f"stdlib {sys.version.split()[0]}"
     if runtime.startswith("anyio-"):
-        import anyio
+        import anyio  # noqa: F401
 
         backend = runtime.split("-")[1]
         if backend == "manyio":

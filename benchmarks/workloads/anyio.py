@@ -67,7 +67,7 @@ async def main(size: int, params: dict[str, Any]) -> tuple[int, int]:
                 try:
                     while True:
                         await send.send(await buffered.receive_exactly(FRAME))
-                except (anyio.EndOfStream, anyio.IncompleteRead):
+                except anyio.EndOfStream, anyio.IncompleteRead:
                     pass
 
     async def client(port: int) -> tuple[int, int]:

@@ -213,7 +213,7 @@ class UDPSocket(_RawSocket, abc.UDPSocket):
             await self._io(_core.wait_writable, lambda: self._sock.sendto(data, address))
 
 
-class ConnectedUDPSocket(_RawSocket, abc.ConnectedUDPSocket):
+class _ConnectedDatagrams(_RawSocket):
     async def receive(self) -> bytes:
         with self._receive_guard:
             return await self._io(_core.wait_readable, lambda: self._sock.recv(_RECEIVE_SIZE))
@@ -221,6 +221,10 @@ class ConnectedUDPSocket(_RawSocket, abc.ConnectedUDPSocket):
     async def send(self, item: bytes) -> None:
         with self._send_guard:
             await self._io(_core.wait_writable, lambda: self._sock.send(item))
+
+
+class ConnectedUDPSocket(_ConnectedDatagrams, abc.ConnectedUDPSocket):
+    pass
 
 
 class UNIXDatagramSocket(_RawSocket, abc.UNIXDatagramSocket):
@@ -234,14 +238,8 @@ class UNIXDatagramSocket(_RawSocket, abc.UNIXDatagramSocket):
             await self._io(_core.wait_writable, lambda: self._sock.sendto(data, path))
 
 
-class ConnectedUNIXDatagramSocket(_RawSocket, abc.ConnectedUNIXDatagramSocket):
-    async def receive(self) -> bytes:
-        with self._receive_guard:
-            return await self._io(_core.wait_readable, lambda: self._sock.recv(_RECEIVE_SIZE))
-
-    async def send(self, item: bytes) -> None:
-        with self._send_guard:
-            await self._io(_core.wait_writable, lambda: self._sock.send(item))
+class ConnectedUNIXDatagramSocket(_ConnectedDatagrams, abc.ConnectedUNIXDatagramSocket):
+    pass
 
 
 async def connect(sock: socket.socket, address: Any) -> None:

@@ -69,36 +69,35 @@ def check_cancelled() -> None:
 
 
 def run_sync_from_thread(func: Callable[..., T], args: tuple[Any, ...], token: RunToken | None) -> T:
-    token, within = _resolve(token)
-    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+    async def call() -> T:
+        return func(*args)
 
-    async def call() -> None:
-        try:
-            result = func(*args)
-        except BaseException as exc:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-
-    _spawn_or_finished(token, call(), within)
-    return future.result()
+    return _call_and_wait(call, token)
 
 
 def run_async_from_thread(
     func: Callable[..., Coroutine[Any, Any, T]], args: tuple[Any, ...], token: RunToken | None
 ) -> T:
+    async def call() -> T:
+        return await func(*args)
+
+    return _call_and_wait(call, token)
+
+
+def _call_and_wait(call: Callable[[], Coroutine[Any, Any, T]], token: RunToken | None) -> T:
+    """Runs ``call()`` as a task of the token's runtime and blocks this thread for its result."""
     token, within = _resolve(token)
     future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
-    async def call() -> None:
+    async def deliver() -> None:
         try:
-            result = await func(*args)
+            result = await call()
         except BaseException as exc:
             future.set_exception(exc)
         else:
             future.set_result(result)
 
-    _spawn_or_finished(token, call(), within)
+    _spawn_or_finished(token, deliver(), within)
     return future.result()
 
 

@@ -263,17 +263,13 @@ class ManyioBackend(AsyncBackend):
 
     @classmethod
     async def wait_readable(cls, obj: Any) -> None:
-        try:
+        with _sockets.translated_waits("reading from"):
             await _core.wait_readable(obj)
-        except (manyio.ClosedResourceError, manyio.BusyResourceError) as exc:
-            _sockets.convert_wait_error(exc, "reading from")
 
     @classmethod
     async def wait_writable(cls, obj: Any) -> None:
-        try:
+        with _sockets.translated_waits("writing to"):
             await _core.wait_writable(obj)
-        except (manyio.ClosedResourceError, manyio.BusyResourceError) as exc:
-            _sockets.convert_wait_error(exc, "writing to")
 
     @classmethod
     def notify_closing(cls, obj: Any) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from functools import partial
 from io import IOBase
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import manyio
 from anyio import BrokenResourceError, BusyResourceError, ClosedResourceError, EndOfStream, abc
@@ -69,11 +69,8 @@ class _RawSocket:
     @contextmanager
     def _translated(self) -> Iterator[None]:
         try:
-            yield
-        except (manyio.ClosedResourceError, ClosedResourceError) as exc:
-            raise ClosedResourceError from exc
-        except manyio.BusyResourceError as exc:
-            raise BusyResourceError("reading from or writing to") from exc
+            with translated_waits("reading from or writing to"):
+                yield
         except OSError as exc:
             if self._closed:
                 raise ClosedResourceError from None
@@ -251,9 +248,12 @@ async def connect(sock: socket.socket, address: Any) -> None:
         raise
 
 
-def convert_wait_error(exc: BaseException, action: str) -> NoReturn:
-    if isinstance(exc, manyio.ClosedResourceError):
-        raise ClosedResourceError().with_traceback(exc.__traceback__) from None
-    if isinstance(exc, manyio.BusyResourceError):
-        raise BusyResourceError(action) from None
-    raise exc
+@contextmanager
+def translated_waits(action: str) -> Iterator[None]:
+    """manyio's closed/busy errors from a readiness wait, as AnyIO's."""
+    try:
+        yield
+    except manyio.ClosedResourceError as exc:
+        raise ClosedResourceError from exc
+    except manyio.BusyResourceError as exc:
+        raise BusyResourceError(action) from exc

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import manyio
+import sniffio
 from anyio import RunFinishedError
 from anyio._core._eventloop import claim_worker_thread, threadlocals
 from manyio import _core
@@ -16,11 +17,6 @@ from manyio import _core
 from ._token import RunToken, current_token
 
 T = TypeVar("T")
-
-try:
-    import sniffio
-except ModuleNotFoundError:  # pragma: no cover - sniffio is a dependency
-    sniffio = None  # type: ignore[assignment]
 
 
 class _ThreadState(threading.local):
@@ -44,9 +40,8 @@ async def run_sync_in_worker_thread(
         limiter = token.default_thread_limiter()
 
     def in_thread() -> T:
-        if sniffio is not None:
-            # The thread runs in a copy of the task's context: it is not in the event loop.
-            sniffio.current_async_library_cvar.set(None)
+        # The thread runs in a copy of the task's context: it is not in the event loop.
+        sniffio.current_async_library_cvar.set(None)
         _thread_state.host = host
         _thread_state.within = None if abandon_on_cancel else host
         try:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import re
 import sys
 import types
 from collections.abc import Callable
@@ -70,37 +68,20 @@ def test_bad_yield_in_a_spawned_task_fails_only_that_task() -> None:
     run(main)
 
 
-def test_awaiting_an_asyncio_future_raises_type_error() -> None:
-    async def main() -> None:
+def test_an_asyncio_future_nobody_completes_can_be_cancelled() -> None:
+    # manyio tasks may await asyncio futures; one that never completes is cancellable like
+    # any other wait, and the cancellation reaches the future.
+    async def main() -> bool:
         loop = asyncio.new_event_loop()
         try:
             fut = loop.create_future()
-            with pytest.raises(TypeError) as info:
+            with manyio.move_on_after(0.01) as scope:
                 await fut
-            message = str(info.value)
-            assert "Future" in message
-            assert "asyncio" in message
+            return scope.cancelled_caught and fut.cancelled()
         finally:
             loop.close()
 
-    run(main)
-
-
-def test_asyncio_future_hint_points_to_an_existing_module() -> None:
-    # The error for an asyncio future suggests a manyio module to use instead; following that
-    # advice must be possible.
-    async def main() -> str:
-        loop = asyncio.new_event_loop()
-        try:
-            with pytest.raises(TypeError) as info:
-                await loop.create_future()
-            return str(info.value)
-        finally:
-            loop.close()
-
-    message = run(main)
-    for module in re.findall(r"\b(manyio(?:\.\w+)+)", message):
-        importlib.import_module(module)
+    assert run(main)
 
 
 def test_asyncio_sleep_inside_manyio_raises_type_error() -> None:

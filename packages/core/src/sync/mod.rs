@@ -1,4 +1,5 @@
 //! What tasks wait on: the [`waiter::Waiter`] awaitable, and the primitives built from it.
 pub mod event;
+pub mod foreign;
 pub mod lot;
 pub mod waiter;

@@ -17,11 +17,13 @@ use manyio_engine::{Registered, RunEnd};
 use pyo3::exceptions::{PyStopIteration, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 
 use super::{lock, Task};
 use crate::errors;
 use crate::outcome::Outcome;
 use crate::runtime::worker;
+use crate::sync::foreign;
 use crate::sync::waiter::Waiter;
 
 enum Resume {
@@ -43,6 +45,7 @@ impl Task {
         t.state.start_step();
         let _strand = StrandTurn(t);
         let _current = worker::enter_task(py, &task);
+        let _loop = RunningLoop::enter(py, t);
         let mut resume = t.decide(py);
         loop {
             let stepped = match resume {
@@ -68,25 +71,33 @@ impl Task {
                         t.rt.schedule_yielded(task.clone_ref(py));
                         return;
                     }
-                    match obj.cast_into::<Waiter>() {
-                        Ok(waiter) => {
-                            let ready =
-                                waiter.get().slot.register(task.clone_ref(py)) == Registered::Ready;
-                            *lock(&t.waiting) = Some(waiter.unbind());
-                            // Level-triggered: parking inside a cancelled scope raises at once,
-                            // not at the next wake-up (which might never come).
-                            if ready || t.is_cancelled() {
-                                resume = t.decide(py);
-                                continue;
-                            }
-                            t.park_end(task.clone_ref(py));
-                            return;
-                        }
+                    let waiter = match obj.cast_into::<Waiter>() {
+                        Ok(waiter) => waiter,
                         Err(e) => {
                             let obj = e.into_inner();
-                            resume = Resume::Throw(bad_yield(py, &obj));
+                            match foreign::future_waiter(py, &obj) {
+                                Ok(Some(waiter)) => waiter,
+                                Ok(None) => {
+                                    resume = Resume::Throw(bad_yield(py, &obj));
+                                    continue;
+                                }
+                                Err(err) => {
+                                    resume = Resume::Throw(err.into_value(py).into_any());
+                                    continue;
+                                }
+                            }
                         }
+                    };
+                    let ready = waiter.get().slot.register(task.clone_ref(py)) == Registered::Ready;
+                    *lock(&t.waiting) = Some(waiter.unbind());
+                    // Level-triggered: parking inside a cancelled scope raises at once, not at
+                    // the next wake-up (which might never come).
+                    if ready || t.is_cancelled() {
+                        resume = t.decide(py);
+                        continue;
                     }
+                    t.park_end(task.clone_ref(py));
+                    return;
                 }
             }
         }
@@ -212,19 +223,69 @@ impl Drop for StrandTurn<'_> {
     }
 }
 
+/// While a strand task with an asyncio loop facade steps, that loop is the thread's running
+/// loop, so asyncio code in the task finds it (workers change from step to step). What was
+/// running before is put back when the step ends.
+struct RunningLoop<'py> {
+    restore: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+}
+
+static LOOP_ACCESSORS: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
+
+impl<'py> RunningLoop<'py> {
+    fn enter(py: Python<'py>, task: &Task) -> Self {
+        let Some(event_loop) = task.strand.as_ref().and_then(|s| s.event_loop(py)) else {
+            return Self { restore: None };
+        };
+        match Self::swap(py, event_loop.into_bound(py)) {
+            Ok(restore) => Self {
+                restore: Some(restore),
+            },
+            Err(e) => {
+                e.write_unraisable(py, None);
+                Self { restore: None }
+            }
+        }
+    }
+
+    /// Sets the running loop; returns the setter and the loop that was running.
+    fn swap(
+        py: Python<'py>,
+        event_loop: Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let (get, set) = LOOP_ACCESSORS.get_or_try_init(py, || -> PyResult<_> {
+            let events = py.import("asyncio.events")?;
+            Ok((
+                events.getattr("_get_running_loop")?.unbind(),
+                events.getattr("_set_running_loop")?.unbind(),
+            ))
+        })?;
+        let previous = get.bind(py).call0()?;
+        let set = set.bind(py).clone();
+        set.call1((event_loop,))?;
+        Ok((set, previous))
+    }
+}
+
+impl Drop for RunningLoop<'_> {
+    fn drop(&mut self) {
+        if let Some((set, previous)) = self.restore.take() {
+            if let Err(e) = set.call1((previous,)) {
+                e.write_unraisable(set.py(), None);
+            }
+        }
+    }
+}
+
 /// The exception thrown into a coroutine that yielded something the scheduler cannot wait on.
 fn bad_yield(py: Python<'_>, obj: &Bound<'_, PyAny>) -> Py<PyAny> {
     let what = obj
         .repr()
         .map(|r| r.to_string())
         .unwrap_or_else(|_| "<unprintable object>".into());
-    let hint = if obj.hasattr("_asyncio_future_blocking").unwrap_or(false) {
-        " (an asyncio future, which needs a running asyncio event loop)"
-    } else {
-        ""
-    };
     PyTypeError::new_err(format!(
-        "manyio tasks can only await manyio awaitables, but the coroutine yielded {what}{hint}"
+        "manyio tasks can only await manyio awaitables and asyncio futures, but the coroutine \
+         yielded {what}"
     ))
     .into_value(py)
     .into_any()

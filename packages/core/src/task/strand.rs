@@ -24,6 +24,9 @@ struct State {
 pub struct StrandCore {
     state: Mutex<State>,
     pub steps: AtomicU64,
+    /// The asyncio loop facade of this strand, if one was attached: its tasks' steps see it
+    /// as the running loop (`asyncio.get_running_loop()`).
+    event_loop: Mutex<Option<Py<PyAny>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -57,6 +60,10 @@ impl StrandCore {
 
     pub fn queued(&self) -> usize {
         lock(&self.state).queue.len()
+    }
+
+    pub fn event_loop(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        lock(&self.event_loop).as_ref().map(|l| l.clone_ref(py))
     }
 }
 
@@ -117,5 +124,15 @@ impl Strand {
     /// Steps run in this strand so far.
     fn steps(&self) -> u64 {
         self.core.steps.load(Ordering::Relaxed)
+    }
+
+    /// The asyncio event loop the strand's tasks see as running (None: none).
+    fn get_event_loop(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.core.event_loop(py)
+    }
+
+    /// Attaches (or, with None, detaches) the strand's asyncio event loop.
+    fn set_event_loop(&self, event_loop: Option<Py<PyAny>>) {
+        *lock(&self.core.event_loop) = event_loop;
     }
 }

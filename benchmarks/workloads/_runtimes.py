@@ -22,14 +22,19 @@ RUNTIMES = (
     "anyio-asyncio",
     "anyio-uvloop",
     "anyio-trio",
+    # asyncio programs on manyio's asyncio loop facade (the asyncio workload).
+    "asyncio-manyio",
 )
-MULTI_THREADED = frozenset({"manyio", "tonio", "threading", "anyio-manyio", "anyio-manyio-parallel"})
+MULTI_THREADED = frozenset(
+    {"manyio", "tonio", "threading", "anyio-manyio", "anyio-manyio-parallel", "asyncio-manyio"}
+)
 
 
 def import_runtime(runtime: str) -> str:
     """Imports ``runtime`` and returns its version string (raises ImportError if unavailable)."""
-    if runtime == "manyio":
+    if runtime in ("manyio", "asyncio-manyio"):
         import manyio
+        import manyio.asyncio
 
         return manyio.__version__
     if runtime == "asyncio":
@@ -87,6 +92,10 @@ def run(runtime: str, threads: int, fn: Callable[..., Any], *args: Any) -> Any:
         import asyncio
 
         return asyncio.run(fn(*args))
+    if runtime == "asyncio-manyio":
+        import manyio.asyncio
+
+        return manyio.asyncio.run(fn(*args), threads=threads)
     if runtime == "uvloop":
         import asyncio
 

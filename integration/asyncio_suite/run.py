@@ -68,8 +68,14 @@ _POLICY = _Policy()
 
 
 def install() -> None:
-    # Test modules reset the policy in tearDownModule(); ours must survive that.
-    asyncio.events._get_event_loop_policy = lambda: _POLICY
+    # Test modules reset the policy to the default in tearDownModule(): ours is the default.
+    set_policy = asyncio.events._set_event_loop_policy
+
+    def set_policy_or_ours(policy: object) -> None:
+        set_policy(_POLICY if policy is None else policy)
+
+    asyncio.events._set_event_loop_policy = set_policy_or_ours
+    set_policy(_POLICY)
     for module in (asyncio, asyncio.unix_events):
         module.SelectorEventLoop = _CountingLoop  # type: ignore[misc]
         module.EventLoop = _CountingLoop  # type: ignore[misc]

@@ -362,3 +362,39 @@ def test_an_idle_live_loop_holds_no_task() -> None:
 async def _echo(x: int) -> int:
     await asyncio.sleep(0)
     return x
+
+
+def test_asyncio_code_awaits_manyio_awaitables_through_from_manyio() -> None:
+    cleaned = threading.Event()
+
+    async def manyio_side() -> None:
+        try:
+            await manyio.sleep(10)
+        finally:
+            cleaned.set()
+
+    async def failing() -> None:
+        await manyio.checkpoint()
+        raise KeyError("from manyio")
+
+    async def main() -> list[Any]:
+        event = manyio.Event()
+        asyncio.get_running_loop().call_later(0.01, event.set)
+        await manyio.asyncio.from_manyio(event.wait())
+        lock = manyio.Lock()
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(5):
+                tg.create_task(manyio.asyncio.from_manyio(_hold(lock)))
+        with pytest.raises(KeyError):
+            await manyio.asyncio.from_manyio(failing())
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.02):
+                await manyio.asyncio.from_manyio(manyio_side())
+        return [event.is_set(), cleaned.is_set()]
+
+    assert manyio.asyncio.run(main(), threads=THREADS) == [True, True]
+
+
+async def _hold(lock: manyio.Lock) -> None:
+    async with lock:
+        await manyio.sleep(0.001)

@@ -16,6 +16,7 @@ Example::
 
 From manyio tasks, ``await manyio.asyncio.run_in_strand(coro)`` runs asyncio code in a strand
 and returns its result; manyio tasks may also ``await`` asyncio futures and tasks directly.
+The other way, asyncio code awaits manyio awaitables through ``from_manyio(awaitable)``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from __future__ import annotations
 from ._loop import EventLoop as EventLoop
 from ._loop import loop_for as loop_for
 from ._loop import new_event_loop as new_event_loop
+from ._run import from_manyio as from_manyio
 from ._run import run as run
 from ._run import run_in_strand as run_in_strand
 
-__all__ = ["EventLoop", "loop_for", "new_event_loop", "run", "run_in_strand"]
+__all__ = ["EventLoop", "from_manyio", "loop_for", "new_event_loop", "run", "run_in_strand"]

@@ -34,6 +34,8 @@ from .._strand import Strand
 __all__ = ["EventLoop", "loop_for", "new_event_loop"]
 
 _attach_lock = threading.Lock()
+# Loop iterations the driver runs before yielding its worker while callbacks keep coming.
+_ITERATIONS_PER_TURN = 32
 
 
 class _PollOnlySelector(selectors.EpollSelector):
@@ -138,6 +140,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         """Runs loop iterations. Live: until the loop has nothing left. Classic (run_forever):
         until ``stop()``, parking without a deadline while idle."""
         epoll_fd = self._selector.fileno()
+        turns = 0
         try:
             while not self.is_closed():
                 self._run_once()
@@ -145,13 +148,16 @@ class EventLoop(asyncio.SelectorEventLoop):
                     self._stopping = False
                     if until_stopped:
                         return
-                if self._ready:
-                    await _core.checkpoint()
-                    continue
                 deadline = self._next_deadline()
-                if deadline is not None and deadline <= self.time():
-                    await _core.checkpoint()
+                if self._ready or (deadline is not None and deadline <= self.time()):
+                    # More to run: a few iterations per turn, then let the strand's other
+                    # tasks (and the worker's) have theirs.
+                    turns += 1
+                    if turns >= _ITERATIONS_PER_TURN:
+                        turns = 0
+                        await _core.checkpoint()
                     continue
+                turns = 0
                 if not until_stopped:
                     with self._driver_lock:
                         if not self._live or not self._has_work():

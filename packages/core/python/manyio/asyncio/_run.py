@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 from .. import _core
@@ -12,7 +12,7 @@ from .._run import run as _manyio_run
 from .._strand import Strand
 from ._loop import EventLoop, loop_for
 
-__all__ = ["run", "run_in_strand"]
+__all__ = ["from_manyio", "run", "run_in_strand"]
 
 T = TypeVar("T")
 
@@ -120,3 +120,54 @@ def run(main: Coroutine[Any, Any, T], *, threads: int | None = None, debug: bool
                 await shutdown(loop)
 
     return _manyio_run(body(), threads=threads)
+
+
+async def from_manyio(awaitable: Awaitable[T]) -> T:
+    """Awaits a manyio awaitable (``manyio.sleep``, a manyio ``Event``/``Lock``/``Queue``
+    operation, a manyio task...) from asyncio code running in a strand.
+
+    It runs as a manyio task in the same strand; cancelling the asyncio side cancels it and
+    waits for it to finish.
+
+    Example::
+
+        async def handler():                      # an asyncio task on a facade loop
+            await manyio.asyncio.from_manyio(shared_manyio_event.wait())
+    """
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, EventLoop):
+        raise RuntimeError("from_manyio() needs a manyio.asyncio loop (asyncio code inside a strand)")
+    done: asyncio.Future[T] = loop.create_future()
+
+    async def bridge() -> None:
+        try:
+            value = await awaitable
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_settle, done, None, exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            loop.call_soon_threadsafe(_settle, done, value, None)
+
+    task = _core.spawn(bridge(), strand=loop.strand._core)
+    try:
+        return await asyncio.shield(done)
+    except asyncio.CancelledError:
+        if done.done():
+            raise
+        task.cancel()
+        finished = loop.create_future()
+        done.add_done_callback(lambda _: finished.done() or finished.set_result(None))
+        await finished
+        raise
+
+
+def _settle(fut: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if isinstance(exc, Cancelled):
+        fut.cancel()
+    elif exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(value)

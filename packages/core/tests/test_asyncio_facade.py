@@ -212,8 +212,10 @@ def test_blocking_a_worker_with_run_until_complete_is_refused() -> None:
     async def main() -> None:
         loop = manyio.asyncio.new_event_loop()
         try:
+            coro = asyncio.sleep(0)
             with pytest.raises(RuntimeError, match="block a manyio worker"):
-                loop.run_until_complete(asyncio.sleep(0))
+                loop.run_until_complete(coro)
+            coro.close()
         finally:
             loop.close()
 

@@ -21,6 +21,7 @@ Two ways to run it:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import selectors
 import threading
@@ -127,7 +128,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         scheduled = self._scheduled
         while scheduled and scheduled[0]._cancelled:
             self._timer_cancelled_count -= 1
-            handle = asyncio.base_events.heapq.heappop(scheduled)
+            handle = heapq.heappop(scheduled)
             handle._scheduled = False
         return scheduled[0]._when if scheduled else None
 

@@ -1,7 +1,147 @@
-"""manyio-redis: runs redis on manyio.
+"""manyio-redis: unmodified ``redis.asyncio`` code on manyio.
 
-Not implemented yet: this package reserves the name and the workspace slot. It registers no
-``manyio.compat`` adapter, so ``manyio.compat.patch_all()`` does not list it until it does.
+Example::
+
+    import manyio
+    import manyio_redis
+    import redis.asyncio as redis
+
+    manyio_redis.patch()          # or manyio.compat.patch_all()
+
+    async def main():
+        r = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=1.0)
+        await r.set("k", "v")
+        assert await r.get("k") == b"v"
+        await r.aclose()
+
+    manyio.run(main(), threads=2)
+
+One client and its connection pool can be shared by tasks on every worker. Inside manyio
+tasks redis-py's sockets are manyio's, its timeouts are cancel scopes with real deadlines
+(``socket_timeout``, ``socket_connect_timeout``, the pool's ``timeout``, and redis-py's
+``reschedule()`` of them), its ``shield`` really shields, and its pool is guarded by
+thread-safe locks. asyncio tasks in the same process (on asyncio's loop or on a
+:mod:`manyio.asyncio` facade) keep getting stock asyncio: see :mod:`manyio_redis._aio`.
+
+hiredis is never imported by this package: it would turn the GIL back on; redis-py's
+pure-Python RESP parser is used.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+import sys
+import threading
+import types
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import manyio
+
+from . import _aio
+
+__all__ = ["patch", "patched_modules"]
+
+# What _aio answers for. redis-py also binds some of these by name (``from asyncio import
+# timeout as async_timeout``), so module globals are matched by identity, not by name.
+_SHIMMED = (
+    "Condition", "Event", "Lock", "create_task", "current_task", "ensure_future", "gather",
+    "get_event_loop", "get_running_loop", "iscoroutinefunction", "open_connection",
+    "open_unix_connection", "shield", "sleep", "timeout", "timeout_at", "to_thread", "wait_for",
+)  # fmt: skip
+
+_lock = threading.Lock()
+_patched: list[str] = []
+
+
+def patch() -> list[str]:
+    """Points redis-py's asyncio client at manyio (idempotent); returns the patched modules.
+
+    Imports every submodule of ``redis.asyncio`` that imports cleanly (optional extras that
+    are not installed are left alone) so that modules loaded later are covered as well.
+    """
+    if "hiredis" in sys.modules:
+        raise RuntimeError(
+            "hiredis is imported: it re-enables the GIL on free-threaded Python; uninstall it "
+            "(redis-py falls back to its pure-Python parser)"
+        )
+    import redis.asyncio
+
+    with _lock:
+        if _patched:
+            return list(_patched)
+        names = [redis.asyncio.__name__, "redis._parsers.base", "redis.event"]
+        for info in pkgutil.walk_packages(redis.asyncio.__path__, prefix="redis.asyncio.", onerror=_ignore):
+            names.append(info.name)
+        for name in names:
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue  # an optional dependency of that module is missing
+            if _patch_module(module):
+                _patched.append(name)
+        _shield_cleanup()
+        import redis.asyncio.lock
+
+        redis.asyncio.lock.threading = _aio.threading_for_redis_lock  # type: ignore[attr-defined]
+        return list(_patched)
+
+
+def patched_modules() -> list[str]:
+    """The modules :func:`patch` rewired (empty before it ran)."""
+    return list(_patched)
+
+
+def _ignore(name: str) -> None:
+    pass
+
+
+def _shield_cleanup() -> None:
+    """Runs redis-py's connection release and disconnect shielded from cancellation.
+
+    asyncio delivers a cancellation once; the ``finally`` blocks of a cancelled redis-py call
+    then give its connection back to the pool, awaiting as they go. manyio's cancellation is
+    level-triggered (every checkpoint in a cancelled scope raises again), so without a shield
+    that release would stop at its first await and the connection would leak from the pool.
+    """
+    from redis.asyncio import connection
+
+    targets = [
+        (connection.AbstractConnection, "disconnect"),
+        (connection.ConnectionPool, "release"),
+        (connection.BlockingConnectionPool, "release"),
+    ]
+    for cls, name in targets:
+        original = cls.__dict__[name]
+        if getattr(original, "__manyio_shielded__", False):
+            continue
+        setattr(cls, name, _shielded(original))
+
+
+def _shielded(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _aio.on_manyio():
+            return await method(*args, **kwargs)
+        with manyio.CancelScope(shield=True):
+            return await method(*args, **kwargs)
+
+    wrapper.__manyio_shielded__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _patch_module(module: types.ModuleType) -> bool:
+    import asyncio
+
+    replacements = {id(getattr(asyncio, name)): getattr(_aio, name) for name in _SHIMMED}
+    replacements[id(asyncio)] = _aio
+    changed = False
+    namespace = vars(module)
+    for name, value in list(namespace.items()):
+        new = replacements.get(id(value))
+        if new is not None:
+            namespace[name] = new
+            changed = True
+    return changed

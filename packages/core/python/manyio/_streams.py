@@ -11,7 +11,7 @@ from typing import Any
 
 from . import sockets
 from ._core import checkpoint, notify_closing
-from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceError
+from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceError, WouldBlock
 
 __all__ = ["SocketListener", "SocketStream", "UDPSocket"]
 
@@ -139,6 +139,18 @@ class SocketStream(_SocketResource):
         with self._receive_guard, self._translate_errors():
             self._check_open()
             return await sockets.recv(self._sock, max_bytes)
+
+    def receive_nowait(self, max_bytes: int = 65536) -> bytes:
+        """What :meth:`receive` would return right now, without waiting: raises
+        :class:`WouldBlock` when nothing has arrived (``b""`` means the peer finished)."""
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        with self._receive_guard, self._translate_errors():
+            self._check_open()
+            try:
+                return self._sock.recv(max_bytes)
+            except BlockingIOError:
+                raise WouldBlock from None
 
     async def send_eof(self) -> None:
         """Shuts down the sending direction; the peer then reads ``b""``."""

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol, TypeVar
 
 from ._core import checkpoint
-from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceError
+from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceError, WouldBlock
 from ._sync import Lock
 
 __all__ = ["ByteStream", "TLSStream"]
@@ -201,6 +201,44 @@ class TLSStream:
             if not self._standard_compatible and isinstance(e.__cause__, ssl.SSLEOFError):
                 return b""
             raise
+        finally:
+            self._receiving = False
+
+    def receive_nowait(self, max_bytes: int = 65536) -> bytes:
+        """Decrypted bytes already at hand, without waiting: raises :class:`WouldBlock` when
+        the records received so far hold no application data (a TLS 1.3 session ticket, say).
+        Needs a transport with ``receive_nowait``; anything OpenSSL wants to send back is
+        shipped by the next :meth:`send_all` or :meth:`receive`."""
+        self._check_open()
+        if self._receiving:
+            raise BusyResourceError("another task is already receiving from this TLS stream")
+        self._receiving = True
+        try:
+            while True:
+                with self._mutex:
+                    try:
+                        return self._ssl.read(max_bytes)
+                    except ssl.SSLWantReadError:
+                        pass
+                    except ssl.SSLZeroReturnError:
+                        return b""
+                    except ssl.SSLEOFError as e:
+                        if not self._standard_compatible:
+                            return b""
+                        raise BrokenResourceError(f"TLS error: {e}") from e
+                    except ssl.SSLError as e:
+                        raise BrokenResourceError(f"TLS error: {e}") from e
+                try:
+                    data = self.transport.receive_nowait()  # type: ignore[attr-defined]
+                except BusyResourceError:
+                    raise WouldBlock from None  # another task is feeding OpenSSL right now
+                except OSError as e:
+                    raise BrokenResourceError(str(e)) from e
+                with self._mutex:
+                    if data:
+                        self._incoming.write(data)
+                    else:
+                        self._incoming.write_eof()
         finally:
             self._receiving = False
 

@@ -1,0 +1,197 @@
+"""Runs redis-py's own asyncio tests (``tests/test_asyncio``) on manyio and checks the record.
+
+redis-py ships its tests in its sdist. This script fetches the sdist of the installed
+version (once, cached), runs ``tests/test_asyncio`` with ``manyio_redis_suite_plugin`` (every
+async test and fixture on a 2-thread manyio runtime, redis-py patched by manyio-redis, no
+pytest-asyncio) against the Redis at ``MANYIO_REDIS_URL``'s host and port (database 0 is
+flushed, as redis-py's suite does), and compares the outcome with ``known-failures.toml``.
+
+Modules that need something other than one standalone server (a cluster, sentinels, Redis
+Stack modules, the suite's own TLS setup, hiredis) are not run; tests the suite skips itself
+(a newer server version, say) are reported apart and not counted.
+
+    python integration/redis_suite/run.py             # run, compare, print a summary
+    python integration/redis_suite/run.py --update    # also rewrite results.md
+
+It exits non-zero if a test fails that is not listed, or if fewer than 95% pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import tomllib
+import xml.etree.ElementTree as ET
+from collections import Counter
+from importlib.metadata import version
+from pathlib import Path
+from urllib.parse import urlparse
+
+TARGET = 0.95
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "redis-suite"
+REDIS_VERSION = version("redis")
+
+# Not for one standalone server: module name -> why.
+NOT_APPLICABLE = {
+    "test_cluster.py": "needs a Redis Cluster",
+    "test_cluster_transaction.py": "needs a Redis Cluster",
+    "test_sentinel.py": "needs Redis Sentinels",
+    "test_bloom.py": "needs the RedisBloom module (Redis Stack)",
+    "test_json.py": "needs the RedisJSON module (Redis Stack)",
+    "test_search.py": "needs the RediSearch module (Redis Stack)",
+    "test_timeseries.py": "needs the RedisTimeSeries module (Redis Stack)",
+    "test_vsets.py": "needs vector sets (Redis 8) and numpy",
+    "test_ssl.py": "needs the suite's TLS server and certificates (manyio-redis tests TLS itself)",
+    "test_himport_integration.py": "imports hiredis, which turns the GIL back on",
+    "test_scenario": "needs Redis Enterprise's fault injector",
+    "test_multidb": "needs several Redis databases behind a failover setup",
+    "test_observability": "needs OpenTelemetry's SDK",
+}
+
+
+def redis_sources() -> Path:
+    """The unpacked redis-py sdist (downloaded from the configured package index once)."""
+    root = CACHE / f"redis-{REDIS_VERSION}"
+    if (root / "tests" / "test_asyncio" / "conftest.py").exists():
+        return root
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+             "--dest", tmp, f"redis=={REDIS_VERSION}"],
+            check=True,
+        )  # fmt: skip
+        (sdist,) = Path(tmp).glob("redis-*.tar.gz")
+        with tarfile.open(sdist) as tar:
+            tar.extractall(tmp, filter="data")
+        (Path(tmp) / f"redis-{REDIS_VERSION}").rename(root)
+    return root
+
+
+def redis_url() -> str:
+    parsed = urlparse(os.environ.get("MANYIO_REDIS_URL", "redis://127.0.0.1:6379/9"))
+    return f"redis://{parsed.hostname or '127.0.0.1'}:{parsed.port or 6379}/0"
+
+
+def run_suite(sources: Path, junit: Path, extra: list[str]) -> None:
+    ignores = [f"--ignore=tests/test_asyncio/{name}" for name in NOT_APPLICABLE]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(sources)])}
+    cmd = [
+        sys.executable, "-m", "pytest", "-p", "manyio_redis_suite_plugin", "tests/test_asyncio",
+        *ignores, "-m", "not onlycluster and not redismod and not ssl",
+        f"--redis-url={redis_url()}", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio",
+        "--timeout", "60", f"--junitxml={junit}", "-o", "junit_family=xunit2",
+        "-o", "addopts=", "-o", "log_cli=false", *extra,
+    ]  # fmt: skip
+    subprocess.run(cmd, cwd=sources, env=env, check=False)
+
+
+def outcomes(junit: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """test id -> passed / failed / error / skipped, and the skip messages."""
+    result: dict[str, str] = {}
+    skip_reasons: dict[str, str] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        path = case.get("classname", "").replace(".", "/")
+        test_id = f"{path}.py::{case.get('name')}"
+        state = "passed"
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                state = {"failure": "failed"}.get(child.tag, child.tag)
+                if child.tag == "skipped":
+                    skip_reasons[test_id] = child.get("message", "")
+        if state == "error" and result.get(test_id) == "passed":
+            state = "failed"  # an error in teardown after the test passed
+        result[test_id] = state
+    return result, skip_reasons
+
+
+def normalise(test_id: str) -> str:
+    # junit class names look like tests.test_asyncio.test_x.TestClass: back to pytest ids.
+    module, _, name = test_id.partition(".py::")
+    parts = module.split("/")
+    for i in range(len(parts), 0, -1):
+        candidate = Path(*parts[:i])
+        if candidate.name.startswith("test_") and candidate.name != "test_asyncio":
+            return f"{candidate}.py::{'::'.join([*parts[i:], name])}"
+    return test_id
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--update", action="store_true", help="rewrite results.md")
+    parser.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
+    args = parser.parse_args()
+
+    known: dict[str, str] = tomllib.loads((HERE / "known-failures.toml").read_text())["failures"]
+    sources = redis_sources()
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = Path(tmp) / "junit.xml"
+        run_suite(sources, junit, args.pytest_args)
+        raw, raw_skips = outcomes(junit)
+    results = {normalise(k): v for k, v in raw.items()}
+    skips = {normalise(k): v for k, v in raw_skips.items()}
+
+    counts = Counter(results.values())
+    applicable = {t: s for t, s in results.items() if s != "skipped"}
+    passed = counts["passed"]
+    rate = passed / len(applicable) if applicable else 0.0
+    not_passing = {t: s for t, s in applicable.items() if s != "passed"}
+    unexpected = sorted(t for t in not_passing if t not in known)
+    now_passing = sorted(t for t in known if results.get(t) == "passed")
+
+    print(
+        f"redis-py {REDIS_VERSION} tests/test_asyncio on manyio: {passed}/{len(applicable)} applicable "
+        f"tests passed ({rate:.1%}); {counts['skipped']} skipped by the suite; {dict(counts)}"
+    )
+    for t in unexpected:
+        print(f"  NOT LISTED in known-failures.toml ({not_passing[t]}): {t}")
+    for t in now_passing:
+        print(f"  listed as failing but passed: {t}")
+    if args.update:
+        write_results(results, known, skips, rate)
+    ok = not unexpected and rate >= TARGET
+    if not ok:
+        print(f"FAILED: target {TARGET:.0%}, every failure listed with its reason")
+    return 0 if ok else 1
+
+
+def write_results(results: dict[str, str], known: dict[str, str], skips: dict[str, str], rate: float) -> None:
+    counts = Counter(results.values())
+    applicable = len(results) - counts["skipped"]
+    skip_reasons = Counter(reason.split(":")[0][:90] for reason in skips.values())
+    lines = [
+        f"# redis-py {REDIS_VERSION}'s asyncio tests on manyio",
+        "",
+        "Generated by `python integration/redis_suite/run.py --update`; the CI test",
+        "(`integration/tests/test_redis_suite.py`) reruns the suite and checks it.",
+        "",
+        f"- tests collected from `tests/test_asyncio`: {len(results)}",
+        f"- applicable (not skipped by the suite itself): {applicable}",
+        f"- passed: {counts['passed']} ({rate:.1%} of applicable); failed: {counts['failed']}; "
+        f"errors: {counts['error']}",
+        f"- skipped by the suite ({counts['skipped']}), by reason:",
+        "",
+        *(f"  - {n} x {reason}" for reason, n in skip_reasons.most_common()),
+        "",
+        "Modules not run (they need more than one standalone Redis server):",
+        "",
+        *(f"- `{name}`: {why}" for name, why in NOT_APPLICABLE.items()),
+        "",
+        "| test | outcome | reason |",
+        "|---|---|---|",
+    ]
+    for test_id, state in sorted(results.items()):
+        if state not in ("passed", "skipped"):
+            lines.append(f"| `{test_id}` | {state} | {known.get(test_id, '(not listed)')} |")
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-WORKLOAD_NAMES = ("spawn", "pingpong", "lock", "channel", "cpu", "echo", "anyio", "facade")
+WORKLOAD_NAMES = ("spawn", "pingpong", "lock", "channel", "cpu", "echo", "anyio", "facade", "redis")
 
 
 def load(name: str) -> ModuleType:

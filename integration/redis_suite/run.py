@@ -3,8 +3,8 @@
 redis-py ships its tests in its sdist. This script fetches the sdist of the installed
 version (once, cached), runs ``tests/test_asyncio`` with ``manyio_redis_suite_plugin`` (every
 async test and fixture on a 2-thread manyio runtime, redis-py patched by manyio-redis, no
-pytest-asyncio) against the Redis at ``MANYIO_REDIS_URL``'s host and port (database 0 is
-flushed, as redis-py's suite does), and compares the outcome with ``known-failures.toml``.
+pytest-asyncio) against a private redis-server it starts (the machine's Redis binary, DEBUG
+allowed, as the suite needs), and compares the outcome with ``known-failures.toml``.
 
 Modules that need something other than one standalone server (a cluster, sentinels, Redis
 Stack modules, the suite's own TLS setup, hiredis) are not run; tests the suite skips itself
@@ -19,14 +19,19 @@ It exits non-zero if a test fails that is not listed, or if fewer than 95% pass.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import tomllib
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import urlparse
@@ -48,6 +53,7 @@ NOT_APPLICABLE = {
     "test_vsets.py": "needs vector sets (Redis 8) and numpy",
     "test_ssl.py": "needs the suite's TLS server and certificates (manyio-redis tests TLS itself)",
     "test_himport_integration.py": "imports hiredis, which turns the GIL back on",
+    "test_credentials.py": "imports redis-entraid (Microsoft Entra ID credentials) at module level",
     "test_scenario": "needs Redis Enterprise's fault injector",
     "test_multidb": "needs several Redis databases behind a failover setup",
     "test_observability": "needs OpenTelemetry's SDK",
@@ -69,22 +75,60 @@ def redis_sources() -> Path:
         (sdist,) = Path(tmp).glob("redis-*.tar.gz")
         with tarfile.open(sdist) as tar:
             tar.extractall(tmp, filter="data")
-        (Path(tmp) / f"redis-{REDIS_VERSION}").rename(root)
+        unpacked = Path(tmp) / f"redis-{REDIS_VERSION}"
+        # The installed redis-py is what runs (and what manyio-redis patches), not the copy
+        # inside the sdist, which would shadow it from the suite's working directory.
+        shutil.rmtree(unpacked / "redis")
+        unpacked.rename(root)
     return root
 
 
-def redis_url() -> str:
-    parsed = urlparse(os.environ.get("MANYIO_REDIS_URL", "redis://127.0.0.1:6379/9"))
-    return f"redis://{parsed.hostname or '127.0.0.1'}:{parsed.port or 6379}/0"
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A private redis-server on a free loopback port, configured as redis-py's suite expects
+    (DEBUG allowed, nothing saved), so the suite can flush and reconfigure it freely. Without
+    the redis-server binary, the server at MANYIO_REDIS_URL is used (database 0 is flushed)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        parsed = urlparse(os.environ.get("MANYIO_REDIS_URL", "redis://127.0.0.1:6379/9"))
+        yield f"redis://{parsed.hostname or '127.0.0.1'}:{parsed.port or 6379}/0"
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--enable-debug-command", "yes",
+             "--save", "", "--appendonly", "no", "--dir", tmp, "--logfile", f"{tmp}/redis.log"],
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"redis-server did not start on port {port}") from None
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
-def run_suite(sources: Path, junit: Path, extra: list[str]) -> None:
-    ignores = [f"--ignore=tests/test_asyncio/{name}" for name in NOT_APPLICABLE]
+def run_suite(sources: Path, junit: Path, url: str, extra: list[str]) -> None:
+    # Test files named one by one: given the directory, pytest would import the conftest of
+    # every test_* subdirectory, not-applicable ones included.
+    suite = sources / "tests" / "test_asyncio"
+    files = sorted(
+        str(p.relative_to(sources)) for p in suite.glob("test_*.py") if p.name not in NOT_APPLICABLE
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(sources)])}
     cmd = [
-        sys.executable, "-m", "pytest", "-p", "manyio_redis_suite_plugin", "tests/test_asyncio",
-        *ignores, "-m", "not onlycluster and not redismod and not ssl",
-        f"--redis-url={redis_url()}", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio",
+        sys.executable, "-m", "pytest", "-p", "manyio_redis_suite_plugin", *files,
+        "-m", "not onlycluster and not redismod and not ssl",
+        f"--redis-url={url}", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio",
         "--timeout", "60", f"--junitxml={junit}", "-o", "junit_family=xunit2",
         "-o", "addopts=", "-o", "log_cli=false", *extra,
     ]  # fmt: skip
@@ -133,7 +177,8 @@ def main() -> int:
     sources = redis_sources()
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
-        run_suite(sources, junit, args.pytest_args)
+        with redis_server() as url:
+            run_suite(sources, junit, url, args.pytest_args)
         raw, raw_skips = outcomes(junit)
     results = {normalise(k): v for k, v in raw.items()}
     skips = {normalise(k): v for k, v in raw_skips.items()}

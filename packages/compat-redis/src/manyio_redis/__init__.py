@@ -47,9 +47,9 @@ __all__ = ["patch", "patched_modules"]
 # What _aio answers for. redis-py also binds some of these by name (``from asyncio import
 # timeout as async_timeout``), so module globals are matched by identity, not by name.
 _SHIMMED = (
-    "Condition", "Event", "Lock", "create_task", "current_task", "ensure_future", "gather",
+    "Condition", "Event", "Lock", "Queue", "create_task", "current_task", "ensure_future", "gather",
     "get_event_loop", "get_running_loop", "iscoroutinefunction", "open_connection",
-    "open_unix_connection", "shield", "sleep", "timeout", "timeout_at", "to_thread", "wait_for",
+    "open_unix_connection", "shield", "sleep", "timeout", "timeout_at", "to_thread", "wait", "wait_for",
 )  # fmt: skip
 
 _lock = threading.Lock()

@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -329,6 +329,40 @@ async def _shielded(aw: Awaitable[Any]) -> Any:
         return await aw
 
 
+FIRST_COMPLETED = _asyncio.FIRST_COMPLETED
+FIRST_EXCEPTION = _asyncio.FIRST_EXCEPTION
+ALL_COMPLETED = _asyncio.ALL_COMPLETED
+
+
+async def wait(
+    fs: Iterable[Any], *, timeout: float | None = None, return_when: str = ALL_COMPLETED
+) -> tuple[set[Any], set[Any]]:
+    if not on_manyio():
+        return await _asyncio.wait(fs, timeout=timeout, return_when=return_when)
+    pending = set(fs)
+    if not pending:
+        raise ValueError("Set of Tasks/Futures is empty.")
+    done: set[Any] = set()
+    with manyio.move_on_after(math.inf if timeout is None else timeout):
+        async with manyio.TaskGroup() as tg:
+
+            async def watch(task: Any) -> None:
+                inner = task._task if isinstance(task, Task) else task
+                try:
+                    await inner
+                except BaseException:
+                    if not inner.done():
+                        return  # this watcher was cancelled, not the task
+                done.add(task)
+                failed = not inner.cancelled() and inner.exception() is not None
+                if return_when == FIRST_COMPLETED or (return_when == FIRST_EXCEPTION and failed):
+                    tg.cancel_scope.cancel()
+
+            for task in pending:
+                tg.start_soon(watch, task)
+    return done, pending - done
+
+
 async def gather(*aws: Awaitable[Any], return_exceptions: bool = False) -> list[Any]:
     if not on_manyio():
         return await _asyncio.gather(*aws, return_exceptions=return_exceptions)
@@ -479,6 +513,34 @@ class Condition(_Lazy):
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._existing().release()
+
+
+class Queue(_Lazy):
+    """asyncio.Queue's API; the manyio side is :class:`manyio.Queue` (same API, thread-safe)."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__()
+        self._maxsize = maxsize
+
+    def _make_manyio(self) -> Any:
+        return manyio.Queue(self._maxsize)
+
+    def _make_asyncio(self) -> Any:
+        return _asyncio.Queue(self._maxsize)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._existing(), name)
+
+    async def get(self) -> Any:
+        return await self._impl().get()
+
+    async def put(self, item: Any) -> None:
+        await self._impl().put(item)
+
+    async def join(self) -> None:
+        await self._impl().join()
 
 
 class Event(_Lazy):

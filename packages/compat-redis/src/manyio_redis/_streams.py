@@ -65,11 +65,18 @@ class StreamReader:
         return self._eof and not self._buf
 
     async def _fill(self) -> bool:
-        """Receives one chunk into the buffer; False at end of stream."""
+        """Receives one chunk into the buffer; False at end of stream.
+
+        Bytes the kernel already holds are taken without a checkpoint: under asyncio they
+        would already sit in the reader's buffer, and redis-py relies on reading them even
+        inside an expired timeout (``get_message(timeout=0)`` polls that way)."""
         if self._eof:
             return False
         try:
-            data = await self._stream.receive(_CHUNK)
+            try:
+                data = self._stream.receive_nowait(_CHUNK)
+            except manyio.WouldBlock:
+                data = await self._stream.receive(_CHUNK)
         except (manyio.BrokenResourceError, manyio.ClosedResourceError) as e:
             raise _as_os_error(e) from e
         if not data:

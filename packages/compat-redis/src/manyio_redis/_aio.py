@@ -312,8 +312,10 @@ async def wait_for(aw: Awaitable[Any], timeout: float | None) -> Any:
                 except BaseException:
                     pass
         raise TimeoutError
-    with manyio.fail_after(timeout):
+    with manyio.CancelScope(deadline=manyio.current_time() + timeout) as scope:
         return await aw
+    assert scope.cancelled_caught
+    raise TimeoutError
 
 
 def shield(aw: Awaitable[Any]) -> Any:

@@ -38,6 +38,9 @@ class StreamReader:
 
     def __init__(self, stream: Any, limit: int = _LIMIT) -> None:
         self._stream = stream
+        # Plain TCP/Unix: read the socket directly (one recv per fill, readiness from manyio's
+        # reactor only when the kernel has nothing); TLS goes through the TLSStream.
+        self._sock: socket.socket | None = None if isinstance(stream, manyio.TLSStream) else stream.socket
         self._limit = limit
         self._buf = bytearray()
         self._eof = False
@@ -49,8 +52,9 @@ class StreamReader:
         # pull what the socket already holds, without waiting.
         if not self._buf and not self._eof:
             try:
-                data = self._stream.receive_nowait(_CHUNK)
-            except manyio.WouldBlock:
+                sock = self._sock
+                data = sock.recv(_CHUNK) if sock is not None else self._stream.receive_nowait(_CHUNK)
+            except BlockingIOError, manyio.WouldBlock:
                 pass
             except manyio.BrokenResourceError, manyio.ClosedResourceError, OSError:
                 self._eof = True
@@ -72,11 +76,20 @@ class StreamReader:
         inside an expired timeout (``get_message(timeout=0)`` polls that way)."""
         if self._eof:
             return False
+        sock = self._sock
         try:
-            try:
-                data = self._stream.receive_nowait(_CHUNK)
-            except manyio.WouldBlock:
-                data = await self._stream.receive(_CHUNK)
+            if sock is not None:
+                while True:
+                    try:
+                        data = sock.recv(_CHUNK)
+                        break
+                    except BlockingIOError:
+                        await manyio.wait_readable(sock)
+            else:
+                try:
+                    data = self._stream.receive_nowait(_CHUNK)
+                except manyio.WouldBlock:
+                    data = await self._stream.receive(_CHUNK)
         except (manyio.BrokenResourceError, manyio.ClosedResourceError) as e:
             raise _as_os_error(e) from e
         if not data:
@@ -173,7 +186,19 @@ class StreamWriter:
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
         try:
-            await self._stream.send_all(data)
+            if isinstance(self._stream, manyio.TLSStream):
+                await self._stream.send_all(data)
+                return
+            # Plain sockets: send directly; wait in manyio's reactor only when the kernel's
+            # buffer is full. Like asyncio's drain, this is no checkpoint when it need not wait.
+            sock = self._sock
+            with memoryview(data) as view:
+                sent = 0
+                while sent < len(view):
+                    try:
+                        sent += sock.send(view[sent:])
+                    except BlockingIOError:
+                        await manyio.wait_writable(sock)
         except (manyio.BrokenResourceError, manyio.ClosedResourceError) as e:
             raise _as_os_error(e) from e
 

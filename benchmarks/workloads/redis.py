@@ -25,7 +25,6 @@ NAME = "redis"
 TASKS = 50
 BATCH = 16
 KINDS = ("unpipelined", "pipelined")
-BASELINE = ("uvloop", 1)
 URL = os.environ.get("MANYIO_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 

@@ -18,36 +18,24 @@ import os
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import tomllib
-import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
 ANYIO_VERSION = "4.16.0"
 TARGET = 0.95
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from suite_record import fetch_sdist, outcomes  # noqa: E402  (integration/suite_record.py)
+
 CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "anyio-suite"
 
 
 def anyio_sources() -> Path:
     """The unpacked AnyIO sdist (downloaded from the configured package index once)."""
-    root = CACHE / f"anyio-{ANYIO_VERSION}"
-    if (root / "tests" / "conftest.py").exists():
-        return root
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-             "--dest", tmp, f"anyio=={ANYIO_VERSION}"],
-            check=True,
-        )  # fmt: skip
-        (sdist,) = Path(tmp).glob("anyio-*.tar.gz")
-        with tarfile.open(sdist) as tar:
-            tar.extractall(tmp, filter="data")
-        (Path(tmp) / f"anyio-{ANYIO_VERSION}").rename(root)
-    return root
+    return fetch_sdist("anyio", ANYIO_VERSION, CACHE, marker="tests/conftest.py")
 
 
 def localhost_has_ipv6() -> bool:
@@ -64,36 +52,6 @@ def run_suite(sources: Path, junit: Path, expression: str, extra: list[str]) -> 
         "-o", "junit_family=xunit2", *extra,
     ]  # fmt: skip
     subprocess.run(cmd, cwd=sources, check=False)
-
-
-def outcomes(junit: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """test id -> passed / failed / error / skipped, and the skip messages."""
-    result: dict[str, str] = {}
-    skip_reasons: dict[str, str] = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        path = case.get("classname", "").replace(".", "/")
-        test_id = f"{path}.py::{case.get('name')}"
-        state = "passed"
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                state = {"failure": "failed"}.get(child.tag, child.tag)
-                if child.tag == "skipped":
-                    skip_reasons[test_id] = f"skipped by AnyIO's suite: {child.get('message', '')}"
-        if state == "error" and result.get(test_id) == "passed":
-            state = "failed"  # an error in teardown after the test passed
-        result[test_id] = state
-    return result, skip_reasons
-
-
-def normalise(test_id: str) -> str:
-    # junit class names look like tests.test_x.TestClass: turn them back into pytest ids.
-    module, _, name = test_id.partition(".py::")
-    parts = module.split("/")
-    for i in range(len(parts), 0, -1):
-        candidate = Path(*parts[:i])
-        if candidate.name.startswith("test_"):
-            return f"{candidate}.py::{'::'.join([*parts[i:], name])}"
-    return test_id
 
 
 def main() -> int:
@@ -116,10 +74,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         run_suite(sources, junit, expression, args.pytest_args)
-        raw, raw_skips = outcomes(junit)
-    results = {normalise(k): v for k, v in raw.items()}
+        results, skips = outcomes(junit, sources)
     # A skip is AnyIO's own decision (a platform feature missing, say): its message is its reason.
-    reasons = {**{normalise(k): v for k, v in raw_skips.items()}, **flaky, **known}
+    own_skips = {t: f"skipped by AnyIO's suite: {message}" for t, message in skips.items()}
+    reasons = {**own_skips, **flaky, **known}
 
     counts = Counter(results.values())
     total = len(results)

@@ -25,11 +25,9 @@ import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import tomllib
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -38,6 +36,10 @@ from urllib.parse import urlparse
 
 TARGET = 0.95
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from suite_record import fetch_sdist, outcomes  # noqa: E402  (integration/suite_record.py)
+
 CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "redis-suite"
 REDIS_VERSION = version("redis")
 
@@ -61,26 +63,10 @@ NOT_APPLICABLE = {
 
 
 def redis_sources() -> Path:
-    """The unpacked redis-py sdist (downloaded from the configured package index once)."""
-    root = CACHE / f"redis-{REDIS_VERSION}"
-    if (root / "tests" / "test_asyncio" / "conftest.py").exists():
-        return root
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-             "--dest", tmp, f"redis=={REDIS_VERSION}"],
-            check=True,
-        )  # fmt: skip
-        (sdist,) = Path(tmp).glob("redis-*.tar.gz")
-        with tarfile.open(sdist) as tar:
-            tar.extractall(tmp, filter="data")
-        unpacked = Path(tmp) / f"redis-{REDIS_VERSION}"
-        # The installed redis-py is what runs (and what manyio-redis patches), not the copy
-        # inside the sdist, which would shadow it from the suite's working directory.
-        shutil.rmtree(unpacked / "redis")
-        unpacked.rename(root)
-    return root
+    """The unpacked redis-py sdist (downloaded from the configured package index once). The
+    installed redis-py is what runs (and what manyio-redis patches): the sdist's own copy of
+    the package is dropped, as it would shadow it from the suite's working directory."""
+    return fetch_sdist("redis", REDIS_VERSION, CACHE, marker="tests/test_asyncio/conftest.py", drop="redis")
 
 
 @contextlib.contextmanager
@@ -135,36 +121,6 @@ def run_suite(sources: Path, junit: Path, url: str, extra: list[str]) -> None:
     subprocess.run(cmd, cwd=sources, env=env, check=False)
 
 
-def outcomes(junit: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """test id -> passed / failed / error / skipped, and the skip messages."""
-    result: dict[str, str] = {}
-    skip_reasons: dict[str, str] = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        path = case.get("classname", "").replace(".", "/")
-        test_id = f"{path}.py::{case.get('name')}"
-        state = "passed"
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                state = {"failure": "failed"}.get(child.tag, child.tag)
-                if child.tag == "skipped":
-                    skip_reasons[test_id] = child.get("message", "")
-        if state == "error" and result.get(test_id) == "passed":
-            state = "failed"  # an error in teardown after the test passed
-        result[test_id] = state
-    return result, skip_reasons
-
-
-def normalise(test_id: str) -> str:
-    # junit class names look like tests.test_asyncio.test_x.TestClass: back to pytest ids.
-    module, _, name = test_id.partition(".py::")
-    parts = module.split("/")
-    for i in range(len(parts), 0, -1):
-        candidate = Path(*parts[:i])
-        if candidate.name.startswith("test_") and candidate.name != "test_asyncio":
-            return f"{candidate}.py::{'::'.join([*parts[i:], name])}"
-    return test_id
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -179,9 +135,7 @@ def main() -> int:
         junit = Path(tmp) / "junit.xml"
         with redis_server() as url:
             run_suite(sources, junit, url, args.pytest_args)
-        raw, raw_skips = outcomes(junit)
-    results = {normalise(k): v for k, v in raw.items()}
-    skips = {normalise(k): v for k, v in raw_skips.items()}
+        results, skips = outcomes(junit, sources)
 
     counts = Counter(results.values())
     applicable = {t: s for t, s in results.items() if s != "skipped"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import socket
 import sys
 import threading
 import time
@@ -315,8 +316,6 @@ class socket_closed_port:
     """A loopback port nobody listens on."""
 
     def __enter__(self) -> int:
-        import socket
-
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         return self._sock.getsockname()[1]

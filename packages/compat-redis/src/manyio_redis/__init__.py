@@ -75,12 +75,13 @@ def patch() -> list[str]:
         names = [redis.asyncio.__name__, "redis._parsers.base", "redis.event"]
         for info in pkgutil.walk_packages(redis.asyncio.__path__, prefix="redis.asyncio.", onerror=_ignore):
             names.append(info.name)
+        replacements = _replacements()
         for name in names:
             try:
                 module = importlib.import_module(name)
             except ImportError:
                 continue  # an optional dependency of that module is missing
-            if _patch_module(module):
+            if _patch_module(module, replacements):
                 _patched.append(name)
         _shield_cleanup()
         import redis.asyncio.lock
@@ -132,11 +133,18 @@ def _shielded(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[
     return wrapper
 
 
-def _patch_module(module: types.ModuleType) -> bool:
+def _replacements() -> dict[int, object]:
     import asyncio
 
-    replacements = {id(getattr(asyncio, name)): getattr(_aio, name) for name in _SHIMMED}
-    replacements[id(asyncio)] = _aio
+    table: dict[int, object] = {id(getattr(asyncio, name)): getattr(_aio, name) for name in _SHIMMED}
+    table[id(asyncio)] = _aio
+    return table
+
+
+def _patch_module(module: types.ModuleType, replacements: dict[int, object] | None = None) -> bool:
+    """Points ``module``'s globals that are asyncio (or one of its shimmed names) at _aio."""
+    if replacements is None:
+        replacements = _replacements()
     changed = False
     namespace = vars(module)
     for name, value in list(namespace.items()):

@@ -23,6 +23,7 @@ This is a benchmark, not a test: it always exits 0 unless the harness itself bre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -558,6 +559,38 @@ def _table(rows: list[dict[str, Any]], baseline: tuple[str, int]) -> str:
     return "\n".join(lines)
 
 
+def _run_groups(
+    groups: list[list[Cell]],
+    repeats: int,
+    total: int,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    timeout: float,
+    log: Any,
+) -> None:
+    done = 0
+    for group in groups:
+        for rep in range(repeats):
+            for c in group:
+                if c.unavailable or c.error:
+                    continue
+                done += 1
+                attempts = 1 + (args.retry_disturbed if _is_server(c) else 0)
+                for attempt in range(attempts):
+                    res = _run_cell(args.python, c, env, timeout, args.timeout)
+                    res["repeat"] = rep
+                    c.samples.append(res)
+                    retry = attempt + 1 < attempts and _disturbed(res)
+                    if retry:
+                        res["retried"] = True
+                    msg = _describe(c, res)
+                    if retry:
+                        msg += f"  (disturbed: other load > {NOISY_OTHER_UTIL} core; retrying)"
+                    log(f"[{done}/{total}] {c.key} rep {rep + 1}/{repeats}: {msg}")
+                    if not retry:
+                        break
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 repeat and small sizes (smoke run)")
@@ -634,27 +667,13 @@ def main() -> None:
             c.unavailable = p.get("error", "import failed")
 
     total = sum(1 for g in groups for c in g if not c.unavailable) * repeats
-    done = 0
-    for group in groups:
-        for rep in range(repeats):
-            for c in group:
-                if c.unavailable or c.error:
-                    continue
-                done += 1
-                attempts = 1 + (args.retry_disturbed if _is_server(c) else 0)
-                for attempt in range(attempts):
-                    res = _run_cell(args.python, c, env, timeout, args.timeout)
-                    res["repeat"] = rep
-                    c.samples.append(res)
-                    retry = attempt + 1 < attempts and _disturbed(res)
-                    if retry:
-                        res["retried"] = True
-                    msg = _describe(c, res)
-                    if retry:
-                        msg += f"  (disturbed: other load > {NOISY_OTHER_UTIL} core; retrying)"
-                    log(f"[{done}/{total}] {c.key} rep {rep + 1}/{repeats}: {msg}")
-                    if not retry:
-                        break
+    services = contextlib.ExitStack()
+    for n in names:
+        service = getattr(workloads.load(n), "service", None)
+        if service is not None:
+            env.update(services.enter_context(service()))
+    with services:
+        _run_groups(groups, repeats, total, args, env, timeout, log)
 
     time_groups = [g for g in groups if not _is_server(g[0])]
     server_groups = [g for g in groups if _is_server(g[0])]

@@ -4,7 +4,9 @@ implementation name to ``(runtime, async main(size, params))``.
 
 Optional: ``cases(quick)`` returning ``(size, params, label)`` triples replaces ``sizes`` when a
 workload varies more than one parameter; ``SERVER = True`` marks a workload whose cells are
-servers driven by ``loadgen.py`` (see ``echo``) rather than timed runs.
+servers driven by ``loadgen.py`` (see ``echo``) rather than timed runs; ``service()``, a
+context manager yielding environment variables for the cells, runs a server the workload's
+cells talk to (see ``httpx``) for as long as the run lasts.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-WORKLOAD_NAMES = ("spawn", "pingpong", "lock", "channel", "cpu", "echo", "anyio", "facade", "redis")
+WORKLOAD_NAMES = ("spawn", "pingpong", "lock", "channel", "cpu", "echo", "anyio", "facade", "redis", "httpx")
 
 
 def load(name: str) -> ModuleType:

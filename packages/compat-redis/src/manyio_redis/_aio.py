@@ -30,23 +30,12 @@ from typing import Any
 
 import manyio
 from manyio._core import current_task as _manyio_current_task
+from manyio.compat import on_manyio
 
 from ._streams import open_connection as _open_connection
 from ._streams import open_unix_connection as _open_unix_connection
 
-_get_running_loop = _asyncio._get_running_loop
-_asyncio_current_task = _asyncio.current_task
 _logger = logging.getLogger("manyio_redis")
-
-
-def on_manyio() -> bool:
-    """True when the caller is a manyio task and not an asyncio task."""
-    try:
-        _manyio_current_task()
-    except RuntimeError:
-        return False
-    loop = _get_running_loop()  # a manyio task in a strand with a facade loop sees that loop
-    return loop is None or _asyncio_current_task(loop) is None
 
 
 def __getattr__(name: str) -> Any:

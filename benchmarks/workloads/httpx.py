@@ -4,8 +4,10 @@
 from nginx on loopback between them, checking every body. Implementations: ``asyncio`` and
 ``uvloop`` run the tasks with ``asyncio.gather`` (httpx's default transport, httpcore on
 AnyIO); ``manyio`` runs the same client code in manyio tasks (``manyio_httpx.patch()``), in
-parallel on the workers; ``wrk`` (C, 64 keep-alive connections, one thread per runtime
-thread) on the same nginx is the ceiling.
+parallel on the workers; ``uvloop+pool-fixes`` is uvloop with manyio-httpx's fixes to
+httpcore's pool bookkeeping (``manyio_httpx._pool``, not tied to manyio), to show what the
+runtime adds beyond them; ``wrk`` (C, 64 keep-alive connections, one thread per runtime
+thread, stopping after N responses) on the same nginx is the ceiling.
 
 The nginx is private: :func:`service` starts it from Debian's binary (``/usr/sbin/nginx``;
 ``apt-get install nginx-light wrk``) with a configuration of its own on a free loopback port,
@@ -18,12 +20,16 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
+
+# Imported before the timed call (the cell times only the run), as an application would have.
+import httpx as _httpx
 
 NAME = "httpx"
 TASKS = 64
@@ -45,9 +51,7 @@ def _url() -> str:
 
 
 def _limits() -> Any:
-    import httpx
-
-    return httpx.Limits(max_connections=TASKS, max_keepalive_connections=TASKS)
+    return _httpx.Limits(max_connections=TASKS, max_keepalive_connections=TASKS)
 
 
 async def _task(client: Any, url: str, n: int) -> int:
@@ -60,54 +64,84 @@ async def _task(client: Any, url: str, n: int) -> int:
 async def main_asyncio(size: int, params: dict[str, Any]) -> int:
     import asyncio
 
-    import httpx
-
-    async with httpx.AsyncClient(limits=_limits()) as client:
+    async with _httpx.AsyncClient(limits=_limits()) as client:
         counts = await asyncio.gather(*(_task(client, _url(), size // TASKS) for _ in range(TASKS)))
     return sum(counts)
 
 
+async def main_asyncio_fixed_pool(size: int, params: dict[str, Any]) -> int:
+    """asyncio/uvloop with manyio-httpx's pool bookkeeping fixes only (they are not tied to
+    manyio): shows what the runtime adds beyond them."""
+    from manyio_httpx import _pool
+
+    _pool.install()
+    return await main_asyncio(size, params)
+
+
 async def main_manyio(size: int, params: dict[str, Any]) -> int:
-    import httpx
     import manyio
     import manyio_httpx
 
     manyio_httpx.patch()
-    async with httpx.AsyncClient(limits=_limits()) as client:
+    async with _httpx.AsyncClient(limits=_limits()) as client:
         async with manyio.TaskGroup() as tg:
             tasks = [tg.spawn(_task(client, _url(), size // TASKS)) for _ in range(TASKS)]
     return sum(t.result() for t in tasks)
 
 
+# Each wrk thread stops after its share of responses and says so by creating a file; wrk's
+# main thread would wait out the whole duration, so the cell interrupts it (SIGINT: wrk stops
+# and prints its summary) once every thread is done.
+_WRK_STOP_AFTER = """
+local threads = 0
+function setup(thread)
+    thread:set("id", threads)
+    threads = threads + 1
+end
+
+local done = 0
+local limit = tonumber(os.getenv("MANYIO_WRK_REQUESTS"))
+function response(status, headers, body)
+    if status ~= 200 then error("status " .. status) end
+    done = done + 1
+    if done == limit then
+        wrk.thread:stop()
+        io.open(os.getenv("MANYIO_WRK_DONE") .. id, "w"):close()
+    end
+end
+"""
+
+
 def wrk(threads: int, size: int, params: dict[str, Any]) -> int:
-    """The ceiling: wrk for as long as it takes to make ``size`` requests at its own rate
-    (a 2-second calibration run sets the duration). A plain function: runtime "threading"."""
+    """The ceiling: wrk (64 keep-alive connections, ``threads`` threads), each thread stopping
+    after its share of ``size`` responses. A plain function: runtime "threading"."""
     binary = shutil.which("wrk")
     if binary is None:
         raise ImportError("wrk is not installed (apt-get install wrk)")
-
-    def run(seconds: float) -> tuple[int, float]:
-        out = subprocess.run(
-            [binary, "-t", str(threads), "-c", str(TASKS), "-d", f"{seconds:.2f}s", _url()],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        match = re.search(r"(\d+) requests in ([\d.]+)s", out)
-        assert match, out
-        return int(match.group(1)), float(match.group(2))
-
-    done, took = run(2.0)
-    # Scale the measured run so wall time covers `size` requests (the harness times this call).
-    rate = done / took
-    remaining = max(size - done, 0)
-    if remaining:
-        extra, _ = run(max(remaining / rate, 1.0))
-        done += extra
-    return size // TASKS * TASKS if done >= size * 0.9 else done
+    per_thread = size // TASKS * TASKS // threads
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "stop.lua")
+        with open(script, "w") as f:
+            f.write(_WRK_STOP_AFTER)
+        env = {**os.environ, "MANYIO_WRK_REQUESTS": str(per_thread), "MANYIO_WRK_DONE": f"{tmp}/done-"}
+        cmd = [binary, "-t", str(threads), "-c", str(TASKS), "-d", "600s", "-s", script, _url()]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        while sum(name.startswith("done-") for name in os.listdir(tmp)) < threads:
+            if proc.poll() is not None:
+                raise RuntimeError(f"wrk exited early: {proc.stdout.read() if proc.stdout else ''}")
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    match = re.search(r"(\d+) requests in", out)
+    assert match, out
+    assert int(match.group(1)) >= per_thread * threads, out
+    return per_thread * threads
 
 
 VARIANTS = {
     "asyncio": ("asyncio", main_asyncio),
     "uvloop": ("uvloop", main_asyncio),
+    "uvloop+pool-fixes": ("uvloop", main_asyncio_fixed_pool),
     "manyio": ("manyio", main_manyio),
     "wrk": ("threading", wrk),
 }
@@ -145,9 +179,11 @@ def service() -> Iterator[dict[str, str]]:
     if binary is None:
         raise SystemExit("the httpx workload needs nginx: apt-get install nginx-light wrk")
     with tempfile.TemporaryDirectory(prefix="manyio-nginx-") as root:
-        os.mkdir(f"{root}/www")
+        os.chmod(root, 0o755)  # nginx's workers run as an unprivileged user when we are root
+        os.mkdir(f"{root}/www", 0o755)
         with open(f"{root}/www/1k", "wb") as f:
             f.write(BODY)
+        os.chmod(f"{root}/www/1k", 0o644)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

@@ -320,3 +320,32 @@ async def test_asyncio_programs_keep_httpcores_own_behaviour(servers: Servers) -
 def test_the_sync_client_is_untouched(servers: Servers) -> None:
     with httpx.Client(base_url=servers.http) as client:
         assert json.loads(client.get("/info").content)["http_version"] == "1.1"
+
+
+async def test_the_pool_hands_an_idle_connection_to_one_request_at_a_time(servers: Servers) -> None:
+    # httpcore 1.0.9 handed one idle HTTP/1.1 connection to every queued request in a pass;
+    # all but one then failed with ConnectionNotAvailable and queued again.
+    from httpcore._async.http11 import AsyncHTTP11Connection
+
+    refused: list[int] = []
+    original = AsyncHTTP11Connection.handle_async_request
+
+    async def counting(self: AsyncHTTP11Connection, request: httpcore.Request) -> httpcore.Response:
+        try:
+            return await original(self, request)
+        except httpcore.ConnectionNotAvailable:
+            refused.append(1)
+            raise
+
+    AsyncHTTP11Connection.handle_async_request = counting  # type: ignore[method-assign]
+    try:
+        limits = httpx.Limits(max_connections=4)
+        async with httpx.AsyncClient(base_url=servers.http, limits=limits, timeout=30) as client:
+            async with manyio.TaskGroup() as tg:
+                for i in range(200):
+                    tg.start_soon(_append, [], client, f"/bytes/{i + 1}")
+            assert len(_pool(client).connections) == 4
+            _assert_pool_settled(client)
+    finally:
+        AsyncHTTP11Connection.handle_async_request = original  # type: ignore[method-assign]
+    assert refused == []

@@ -1,5 +1,6 @@
-"""What the peer-suite runners (``anyio_suite``, ``redis_suite``) share: fetching a peer's
-sdist once, and reading pytest's junit XML back into pytest test ids and outcomes."""
+"""What the peer-suite runners (``anyio_suite``, ``httpx_suite``, ``redis_suite``) share:
+fetching a peer's sdist once, reading pytest's junit XML back into pytest test ids and
+outcomes, comparing them with the known failures, and the parts of the ``results.md`` record."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import tarfile
 import tempfile
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 
@@ -63,3 +65,44 @@ def _pytest_id(classname: str, name: str, sources: Path) -> str:
         if (sources / module).is_file():
             return "::".join([str(module), *parts[i:], name])
     return f"{classname}::{name}"
+
+
+def compare(title: str, results: dict[str, str], known: dict[str, str]) -> tuple[bool, float]:
+    """Prints ``title``'s pass rate, the failures ``known`` does not list and the listed ones
+    that passed; returns (every failure listed, pass rate of the tests the suite ran)."""
+    counts = Counter(results.values())
+    applicable = {t: s for t, s in results.items() if s != "skipped"}
+    rate = counts["passed"] / len(applicable) if applicable else 0.0
+    print(
+        f"{title}: {counts['passed']}/{len(applicable)} applicable tests passed ({rate:.1%}); "
+        f"{counts['skipped']} skipped by the suite; {dict(counts)}"
+    )
+    unexpected = sorted(t for t, s in applicable.items() if s != "passed" and t not in known)
+    for t in unexpected:
+        print(f"  NOT LISTED in known-failures.toml ({applicable[t]}): {t}")
+    for t in sorted(t for t in known if results.get(t) == "passed"):
+        print(f"  listed as failing but passed: {t}")
+    return not unexpected, rate
+
+
+def counts_lines(results: dict[str, str], skips: dict[str, str], rate: float) -> list[str]:
+    """The record's summary bullets: applicable, passed/failed/errors, skips by reason."""
+    counts = Counter(results.values())
+    skip_reasons = Counter(reason.split(":")[0][:90] for reason in skips.values())
+    return [
+        f"- applicable (not skipped by the suite itself): {len(results) - counts['skipped']}",
+        f"- passed: {counts['passed']} ({rate:.1%} of applicable); failed: {counts['failed']}; "
+        f"errors: {counts['error']}",
+        f"- skipped by the suite ({counts['skipped']}), by reason:",
+        "",
+        *(f"  - {n} x {reason}" for reason, n in skip_reasons.most_common()),
+    ]
+
+
+def failure_table(results: dict[str, str], known: dict[str, str]) -> list[str]:
+    """Every test that did not pass, with the reason ``known`` gives."""
+    lines = ["| test | outcome | reason |", "|---|---|---|"]
+    for test_id, state in sorted(results.items()):
+        if state not in ("passed", "skipped"):
+            lines.append(f"| `{test_id}` | {state} | {known.get(test_id, '(not listed)')} |")
+    return lines

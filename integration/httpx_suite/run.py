@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
 
@@ -31,7 +30,7 @@ TARGET = 0.95
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite_record import fetch_sdist, outcomes  # noqa: E402  (integration/suite_record.py)
+from suite_record import compare, counts_lines, failure_table, fetch_sdist, outcomes  # noqa: E402  (integration/suite_record.py)
 
 CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "httpx-suite"
 HTTPX_VERSION = version("httpx")
@@ -90,38 +89,20 @@ def main() -> int:
         results, skips = outcomes(junit, sources)
         adapter = json.loads(stats.read_text())
 
-    counts = Counter(results.values())
-    applicable = {t: s for t, s in results.items() if s != "skipped"}
-    passed = counts["passed"]
-    rate = passed / len(applicable) if applicable else 0.0
-    not_passing = {t: s for t, s in applicable.items() if s != "passed"}
-    unexpected = sorted(t for t in not_passing if t not in known)
-    now_passing = sorted(t for t in known if results.get(t) == "passed")
-
-    print(
-        f"httpx {HTTPX_VERSION} async tests on manyio: {passed}/{len(applicable)} applicable "
-        f"tests passed ({rate:.1%}); {counts['skipped']} skipped by the suite; {dict(counts)}; "
-        f"manyio-httpx opened {adapter['connections']} connections on {adapter['threads']} workers"
-    )
-    for t in unexpected:
-        print(f"  NOT LISTED in known-failures.toml ({not_passing[t]}): {t}")
-    for t in now_passing:
-        print(f"  listed as failing but passed: {t}")
+    listed, rate = compare(f"httpx {HTTPX_VERSION} async tests on manyio", results, known)
+    print(f"manyio-httpx opened {adapter['connections']} connections on {adapter['threads']} workers")
     if args.update:
         write_results(results, known, skips, rate)
     through_adapter = adapter["connections"] > 0 and adapter["threads"] == 2
     if not through_adapter:
         print("FAILED: the suite's requests did not go through manyio-httpx on both workers")
-    ok = not unexpected and rate >= TARGET and through_adapter
+    ok = listed and rate >= TARGET and through_adapter
     if not ok:
         print(f"FAILED: target {TARGET:.0%}, every failure listed with its reason")
     return 0 if ok else 1
 
 
 def write_results(results: dict[str, str], known: dict[str, str], skips: dict[str, str], rate: float) -> None:
-    counts = Counter(results.values())
-    applicable = len(results) - counts["skipped"]
-    skip_reasons = Counter(reason.split(":")[0][:90] for reason in skips.values())
     lines = [
         f"# httpx {HTTPX_VERSION}'s async tests on manyio",
         "",
@@ -129,12 +110,7 @@ def write_results(results: dict[str, str], known: dict[str, str], skips: dict[st
         "(`integration/tests/test_httpx_suite.py`) reruns the suite and checks it.",
         "",
         f"- AnyIO tests collected from {len(MODULES)} modules: {len(results)}",
-        f"- applicable (not skipped by the suite itself): {applicable}",
-        f"- passed: {counts['passed']} ({rate:.1%} of applicable); failed: {counts['failed']}; "
-        f"errors: {counts['error']}",
-        f"- skipped by the suite ({counts['skipped']}), by reason:",
-        "",
-        *(f"  - {n} x {reason}" for reason, n in skip_reasons.most_common()),
+        *counts_lines(results, skips, rate),
         "",
         "Modules run: " + ", ".join(f"`{m}`" for m in MODULES) + ".",
         "",
@@ -142,12 +118,8 @@ def write_results(results: dict[str, str], known: dict[str, str], skips: dict[st
         "",
         *(f"- `{name}`: {why}" for name, why in NOT_RUN.items()),
         "",
-        "| test | outcome | reason |",
-        "|---|---|---|",
+        *failure_table(results, known),
     ]
-    for test_id, state in sorted(results.items()):
-        if state not in ("passed", "skipped"):
-            lines.append(f"| `{test_id}` | {state} | {known.get(test_id, '(not listed)')} |")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
 
 

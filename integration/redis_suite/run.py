@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections import Counter
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -38,7 +37,7 @@ TARGET = 0.95
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite_record import fetch_sdist, outcomes  # noqa: E402  (integration/suite_record.py)
+from suite_record import compare, counts_lines, failure_table, fetch_sdist, outcomes  # noqa: E402  (integration/suite_record.py)
 
 CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "redis-suite"
 REDIS_VERSION = version("redis")
@@ -137,34 +136,16 @@ def main() -> int:
             run_suite(sources, junit, url, args.pytest_args)
         results, skips = outcomes(junit, sources)
 
-    counts = Counter(results.values())
-    applicable = {t: s for t, s in results.items() if s != "skipped"}
-    passed = counts["passed"]
-    rate = passed / len(applicable) if applicable else 0.0
-    not_passing = {t: s for t, s in applicable.items() if s != "passed"}
-    unexpected = sorted(t for t in not_passing if t not in known)
-    now_passing = sorted(t for t in known if results.get(t) == "passed")
-
-    print(
-        f"redis-py {REDIS_VERSION} tests/test_asyncio on manyio: {passed}/{len(applicable)} applicable "
-        f"tests passed ({rate:.1%}); {counts['skipped']} skipped by the suite; {dict(counts)}"
-    )
-    for t in unexpected:
-        print(f"  NOT LISTED in known-failures.toml ({not_passing[t]}): {t}")
-    for t in now_passing:
-        print(f"  listed as failing but passed: {t}")
+    listed, rate = compare(f"redis-py {REDIS_VERSION} tests/test_asyncio on manyio", results, known)
     if args.update:
         write_results(results, known, skips, rate)
-    ok = not unexpected and rate >= TARGET
+    ok = listed and rate >= TARGET
     if not ok:
         print(f"FAILED: target {TARGET:.0%}, every failure listed with its reason")
     return 0 if ok else 1
 
 
 def write_results(results: dict[str, str], known: dict[str, str], skips: dict[str, str], rate: float) -> None:
-    counts = Counter(results.values())
-    applicable = len(results) - counts["skipped"]
-    skip_reasons = Counter(reason.split(":")[0][:90] for reason in skips.values())
     lines = [
         f"# redis-py {REDIS_VERSION}'s asyncio tests on manyio",
         "",
@@ -172,23 +153,14 @@ def write_results(results: dict[str, str], known: dict[str, str], skips: dict[st
         "(`integration/tests/test_redis_suite.py`) reruns the suite and checks it.",
         "",
         f"- tests collected from `tests/test_asyncio`: {len(results)}",
-        f"- applicable (not skipped by the suite itself): {applicable}",
-        f"- passed: {counts['passed']} ({rate:.1%} of applicable); failed: {counts['failed']}; "
-        f"errors: {counts['error']}",
-        f"- skipped by the suite ({counts['skipped']}), by reason:",
-        "",
-        *(f"  - {n} x {reason}" for reason, n in skip_reasons.most_common()),
+        *counts_lines(results, skips, rate),
         "",
         "Modules not run (they need more than one standalone Redis server):",
         "",
         *(f"- `{name}`: {why}" for name, why in NOT_APPLICABLE.items()),
         "",
-        "| test | outcome | reason |",
-        "|---|---|---|",
+        *failure_table(results, known),
     ]
-    for test_id, state in sorted(results.items()):
-        if state not in ("passed", "skipped"):
-            lines.append(f"| `{test_id}` | {state} | {known.get(test_id, '(not listed)')} |")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import manyio
@@ -37,12 +37,46 @@ def _deadline(timeout: float | None) -> float:
     return float("inf") if timeout is None else current_time() + max(timeout, 0.0)
 
 
-class ManyioStream(AsyncNetworkStream):
+class _Connection(AsyncNetworkStream):
+    """What plain and TLS connections share: TLS on top, and httpcore's extra info."""
+
+    _transport: Any  # what a TLS handshake on this connection runs over
+    _sock: socket.socket
+    _ssl_object: ssl.SSLObject | None = None
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncNetworkStream:
+        # Over TLS too: an HTTPS origin reached through an HTTPS proxy's CONNECT tunnel.
+        tls = await _handshake(self._transport, ssl_context, server_hostname, timeout)
+        return ManyioTLSStream(tls, self._sock)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._ssl_object
+        if info == "socket":
+            return self._sock
+        if info == "is_readable":
+            return is_socket_readable(self._sock)
+        try:
+            if info == "client_addr":
+                return self._sock.getsockname()
+            if info == "server_addr":
+                return self._sock.getpeername()
+        except OSError:
+            return None
+        return None
+
+
+class ManyioStream(_Connection):
     """A TCP or Unix connection, as httpcore's connections use it."""
 
     def __init__(self, stream: manyio.net.SocketStream) -> None:
-        self._stream = stream
-        self._sock: socket.socket = stream.socket
+        self._stream = self._transport = stream
+        self._sock = stream.socket
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         sock = self._sock
@@ -94,25 +128,14 @@ class ManyioStream(AsyncNetworkStream):
     async def aclose(self) -> None:
         self._stream.close()
 
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> AsyncNetworkStream:
-        tls = await _handshake(self._stream, ssl_context, server_hostname, timeout)
-        return ManyioTLSStream(tls, self._sock)
 
-    def get_extra_info(self, info: str) -> Any:
-        return _extra_info(info, self._sock, None)
-
-
-class ManyioTLSStream(AsyncNetworkStream):
+class ManyioTLSStream(_Connection):
     """A TLS connection (to the origin, or through a proxy's tunnel)."""
 
     def __init__(self, tls: manyio.TLSStream, raw_socket: socket.socket) -> None:
-        self._tls = tls
+        self._tls = self._transport = tls
         self._sock = raw_socket
+        self._ssl_object = tls.ssl_object
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         tls = self._tls
@@ -147,19 +170,6 @@ class ManyioTLSStream(AsyncNetworkStream):
         with CancelScope(deadline=current_time() + 1.0):
             await self._tls.aclose()
 
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> AsyncNetworkStream:
-        # TLS inside TLS: an HTTPS origin reached through an HTTPS proxy's CONNECT tunnel.
-        tls = await _handshake(self._tls, ssl_context, server_hostname, timeout)
-        return ManyioTLSStream(tls, self._sock)
-
-    def get_extra_info(self, info: str) -> Any:
-        return _extra_info(info, self._sock, self._tls.ssl_object)
-
 
 class ManyioBackend(AsyncNetworkBackend):
     """Opens httpcore's connections with :mod:`manyio.net`.
@@ -177,15 +187,8 @@ class ManyioBackend(AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> AsyncNetworkStream:
-        with CancelScope(deadline=_deadline(timeout)) as scope:
-            try:
-                stream = await connect_tcp(host, port, local_host=local_address)
-            except OSError as e:
-                raise ConnectError(_describe(e)) from e
-            _apply(stream.socket, socket_options)
-            return ManyioStream(stream)
-        assert scope.cancelled_caught
-        raise ConnectTimeout(f"could not connect to {host}:{port} within {timeout} s")
+        connecting = connect_tcp(host, port, local_host=local_address)
+        return await _connect(connecting, f"{host}:{port}", timeout, socket_options)
 
     async def connect_unix_socket(
         self,
@@ -193,18 +196,28 @@ class ManyioBackend(AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> AsyncNetworkStream:
-        with CancelScope(deadline=_deadline(timeout)) as scope:
-            try:
-                stream = await connect_unix(path)
-            except OSError as e:
-                raise ConnectError(_describe(e)) from e
-            _apply(stream.socket, socket_options)
-            return ManyioStream(stream)
-        assert scope.cancelled_caught
-        raise ConnectTimeout(f"could not connect to {path} within {timeout} s")
+        return await _connect(connect_unix(path), path, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await manyio.sleep(seconds)
+
+
+async def _connect(
+    connecting: Coroutine[Any, Any, manyio.net.SocketStream],
+    address: str,
+    timeout: float | None,
+    socket_options: Iterable[SOCKET_OPTION] | None,
+) -> ManyioStream:
+    with CancelScope(deadline=_deadline(timeout)) as scope:
+        try:
+            stream = await connecting
+        except OSError as e:
+            raise ConnectError(_describe(e)) from e
+        for option in socket_options or ():
+            stream.socket.setsockopt(*option)
+        return ManyioStream(stream)
+    assert scope.cancelled_caught
+    raise ConnectTimeout(f"could not connect to {address} within {timeout} s")
 
 
 async def _handshake(
@@ -222,28 +235,6 @@ async def _handshake(
             raise ConnectError(_describe(e)) from e
     assert scope.cancelled_caught
     raise ConnectTimeout(f"the TLS handshake did not finish within {timeout} s")
-
-
-def _apply(sock: socket.socket, options: Iterable[SOCKET_OPTION] | None) -> None:
-    for option in options or ():
-        sock.setsockopt(*option)
-
-
-def _extra_info(info: str, sock: socket.socket, ssl_object: ssl.SSLObject | None) -> Any:
-    if info == "ssl_object":
-        return ssl_object
-    if info == "socket":
-        return sock
-    if info == "is_readable":
-        return is_socket_readable(sock)
-    try:
-        if info == "client_addr":
-            return sock.getsockname()
-        if info == "server_addr":
-            return sock.getpeername()
-    except OSError:
-        return None
-    return None
 
 
 def _describe(e: BaseException) -> str:

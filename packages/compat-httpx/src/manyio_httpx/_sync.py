@@ -43,15 +43,22 @@ def install() -> None:
     hs._manyio_installed = True  # type: ignore[attr-defined]
 
 
-def _setup_once(obj: Any, original_setup: Any, build: Any) -> None:
-    with _setup_mutex:
-        if obj._backend:
-            return
-        if on_manyio():
-            build(obj)
-            obj._backend = _MANYIO
-        else:
-            original_setup(obj)
+def _lazy_setup(cls: Any, build: Any) -> None:
+    """Replaces ``cls.setup`` (httpcore's first-use choice of implementation): under a mutex,
+    ``build(self)`` for a manyio task, httpcore's own choice otherwise."""
+    original = cls.setup
+
+    def setup(self: Any) -> None:
+        with _setup_mutex:
+            if self._backend:
+                return
+            if on_manyio():
+                build(self)
+                self._backend = _MANYIO
+            else:
+                original(self)
+
+    cls.setup = setup
 
 
 def _patch_thread_lock() -> None:
@@ -74,13 +81,8 @@ def _patch_thread_lock() -> None:
 
 def _patch_lock() -> None:
     cls = hs.AsyncLock
-    setup, aenter, aexit = cls.setup, cls.__aenter__, cls.__aexit__
-
-    def build(self: Any) -> None:
-        self._manyio_lock = manyio.Lock()
-
-    def patched_setup(self: Any) -> None:
-        _setup_once(self, setup, build)
+    aenter, aexit = cls.__aenter__, cls.__aexit__
+    _lazy_setup(cls, lambda self: setattr(self, "_manyio_lock", manyio.Lock()))
 
     async def __aenter__(self: Any) -> Any:
         if not self._backend:
@@ -103,20 +105,14 @@ def _patch_lock() -> None:
         else:
             await aexit(self, exc_type, exc, tb)
 
-    cls.setup = patched_setup  # type: ignore[method-assign]
     cls.__aenter__ = __aenter__  # type: ignore[method-assign]
     cls.__aexit__ = __aexit__  # type: ignore[method-assign]
 
 
 def _patch_event() -> None:
     cls = hs.AsyncEvent
-    setup, set_, wait = cls.setup, cls.set, cls.wait
-
-    def build(self: Any) -> None:
-        self._manyio_event = manyio.Event()
-
-    def patched_setup(self: Any) -> None:
-        _setup_once(self, setup, build)
+    set_, wait = cls.set, cls.wait
+    _lazy_setup(cls, lambda self: setattr(self, "_manyio_event", manyio.Event()))
 
     def patched_set(self: Any) -> None:
         if not self._backend:
@@ -143,20 +139,14 @@ def _patch_event() -> None:
             return
         raise PoolTimeout(f"no connection became available within {timeout} s")
 
-    cls.setup = patched_setup  # type: ignore[method-assign]
     cls.set = patched_set  # type: ignore[method-assign]
     cls.wait = patched_wait  # type: ignore[method-assign]
 
 
 def _patch_semaphore() -> None:
     cls = hs.AsyncSemaphore
-    setup, acquire, release = cls.setup, cls.acquire, cls.release
-
-    def build(self: Any) -> None:
-        self._manyio_semaphore = manyio.Semaphore(self._bound)
-
-    def patched_setup(self: Any) -> None:
-        _setup_once(self, setup, build)
+    acquire, release = cls.acquire, cls.release
+    _lazy_setup(cls, lambda self: setattr(self, "_manyio_semaphore", manyio.Semaphore(self._bound)))
 
     async def patched_acquire(self: Any) -> None:
         if not self._backend:
@@ -172,7 +162,6 @@ def _patch_semaphore() -> None:
         else:
             await release(self)
 
-    cls.setup = patched_setup  # type: ignore[method-assign]
     cls.acquire = patched_acquire  # type: ignore[method-assign]
     cls.release = patched_release  # type: ignore[method-assign]
 

@@ -31,6 +31,8 @@ mod _core {
     #[pymodule_export]
     use crate::sync::event::Event;
     #[pymodule_export]
+    use crate::sync::foreign::FutureDone;
+    #[pymodule_export]
     use crate::sync::lot::ParkingLot;
     #[pymodule_export]
     use crate::sync::waiter::Waiter;

@@ -43,6 +43,7 @@ from ._files import AsyncFile as AsyncFile
 from ._files import Path as Path
 from ._files import open_file as open_file
 from ._files import wrap_file as wrap_file
+from ._queue import LifoQueue as LifoQueue
 from ._queue import Queue as Queue
 from ._run import Runtime as Runtime
 from ._run import main as main
@@ -88,6 +89,7 @@ __all__ = [
     "Condition",
     "EndOfChannel",
     "Event",
+    "LifoQueue",
     "Lock",
     "Path",
     "Process",

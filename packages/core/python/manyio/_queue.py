@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from ._core import Event, Waiter, checkpoint
 
-__all__ = ["Queue"]
+__all__ = ["LifoQueue", "Queue"]
 
 T = TypeVar("T")
 
@@ -82,7 +82,7 @@ class Queue(Generic[T]):
 
     def _get_locked(self) -> tuple[bool, Any]:
         if self._items:
-            item = self._items.popleft()
+            item = self._take()
             while self._putters:
                 waiter, pending = self._putters.popleft()
                 if waiter.complete():
@@ -98,6 +98,9 @@ class Queue(Generic[T]):
         if self._shutdown:
             raise asyncio.QueueShutDown
         return False, None
+
+    def _take(self) -> T:
+        return self._items.popleft()
 
     def get_nowait(self) -> T:
         with self._mutex:
@@ -152,3 +155,10 @@ class Queue(Generic[T]):
             g.fail(asyncio.QueueShutDown())
         for p, _ in putters:
             p.fail(asyncio.QueueShutDown())
+
+
+class LifoQueue(Queue[T]):
+    """:class:`Queue` that hands out the most recently added item first (``asyncio.LifoQueue``)."""
+
+    def _take(self) -> T:
+        return self._items.pop()

@@ -51,9 +51,10 @@ fn cancel_future(py: Python<'_>, future: &Bound<'_, PyAny>) {
     }
 }
 
-/// The done-callback: wakes the task parked on the future.
+/// The done-callback: wakes the task parked on the future. Exported so that adapters whose
+/// loops run future callbacks in a serial domain can run this one (it only wakes a task) at once.
 #[pyclass(frozen, module = "manyio._core")]
-struct FutureDone {
+pub struct FutureDone {
     slot: Arc<WaitSlot>,
 }
 

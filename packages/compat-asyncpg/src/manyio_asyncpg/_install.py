@@ -1,0 +1,212 @@
+"""What :func:`manyio_asyncpg.patch` changes in asyncpg, and why.
+
+* asyncpg's modules say ``asyncio``: they get :mod:`manyio._aioshim` instead, which answers
+  with manyio inside manyio tasks (timeouts are cancel scopes, ``shield`` shields, the pool's
+  queue is thread-safe) and with stock asyncio inside asyncio tasks.
+* Each connection gets its own :class:`SerialLoop` (``connect_utils._connect_addr``), each
+  pool one for its bookkeeping (``Pool.__init__``); a pool passing its loop to ``connect``
+  does not make its connections share one.
+* The protocol's async entry points (``bind_execute``, ``query``, ``copy_in``...) step
+  holding their connection's lock, whoever calls them: asyncpg's Connection,
+  PreparedStatement, Cursor and Pool code all end there, so the protocol state is only ever
+  touched serially (with the reader and the timers, which hold the same lock).
+* The pool's acquire, release, close and expiry step holding the pool's lock. Locks are
+  taken pool first, then connection, never the other way.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from manyio import _aioshim
+
+from ._loop import SerialLoop
+
+# Protocol methods that start an operation on the connection (all coroutines).
+_PROTOCOL_CALLS = (
+    "prepare", "bind_execute", "bind_execute_many", "bind", "execute", "close_portal", "query",
+    "copy_out", "copy_in", "close_statement", "close", "_wait_for_cancellation",
+)  # fmt: skip
+_POOL_CALLS = ("_async__init__", "_acquire", "release", "close", "expire_connections")
+# asyncio names asyncpg binds directly (``from asyncio import wait_for``), matched by identity.
+_SHIMMED = ("timeout", "timeout_at", "wait_for", "shield", "gather", "sleep", "create_task", "current_task")
+
+_protocol_class: type | None = None
+
+
+def install() -> list[str]:
+    import asyncpg
+    import asyncpg.compat
+    import asyncpg.connect_utils
+    import asyncpg.connection
+    import asyncpg.pool
+    import asyncpg.protocol.protocol
+
+    patched = []
+    table = _replacements()
+    for module in _asyncpg_modules(asyncpg):
+        if _patch_module(module, table):
+            patched.append(module.__name__)
+    _install_protocol(asyncpg.connect_utils)
+    _install_connect(asyncpg.connect_utils)
+    _install_pool(asyncpg.pool)
+    return patched
+
+
+def _asyncpg_modules(asyncpg: types.ModuleType) -> list[types.ModuleType]:
+    import sys
+
+    return [m for name, m in list(sys.modules.items()) if name.startswith("asyncpg") and m is not None]
+
+
+def _replacements() -> dict[int, object]:
+    import asyncio
+
+    table: dict[int, object] = {id(getattr(asyncio, name)): getattr(_aioshim, name) for name in _SHIMMED}
+    table[id(asyncio)] = _aioshim
+    return table
+
+
+def _patch_module(module: types.ModuleType, table: dict[int, object]) -> bool:
+    changed = False
+    namespace = vars(module)
+    for name, value in list(namespace.items()):
+        new = table.get(id(value))
+        if new is not None:
+            namespace[name] = new
+            changed = True
+    return changed
+
+
+# -- protocol: every operation serialized with its connection ---------------------------------
+
+
+def _install_protocol(connect_utils: types.ModuleType) -> None:
+    global _protocol_class
+    original = connect_utils.protocol
+    if isinstance(original, _ProtocolModule):
+        return
+    base = original.Protocol
+
+    def __init__(
+        self: Any, addr: Any, connected_fut: Any, con_params: Any, record_class: Any, loop: Any
+    ) -> None:
+        base.__init__(self, addr, connected_fut, con_params, record_class, loop)
+        self._manyio_loop = loop  # the Cython attribute is not readable from Python
+
+    namespace: dict[str, Any] = {
+        "__module__": __name__, "__doc__": _SERIAL_PROTOCOL_DOC, "__init__": __init__, "abort": _abort,
+    }  # fmt: skip
+    for name in _PROTOCOL_CALLS:
+        namespace[name] = _serialized_call(getattr(base, name), name)
+    _protocol_class = type("SerialProtocol", (base,), namespace)
+    connect_utils.protocol = _ProtocolModule(original, _protocol_class)
+
+
+_SERIAL_PROTOCOL_DOC = """asyncpg's Protocol whose operations step holding its loop's lock."""
+
+
+def _serialized_call(method: Any, name: str) -> Callable[..., Awaitable[Any]]:
+    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = self._manyio_loop
+        if type(loop) is SerialLoop:
+            return await loop.run(method(self, *args, **kwargs))
+        return await method(self, *args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def _abort(self: Any) -> None:
+    # terminate() may come from any task: change the protocol's state under its loop's lock.
+    loop = self._manyio_loop
+    base_abort = type(self).__mro__[1].abort
+    if type(loop) is SerialLoop:
+        with loop.lock:
+            base_abort(self)
+    else:
+        base_abort(self)
+
+
+class _ProtocolModule(types.ModuleType):
+    """``asyncpg.protocol`` as ``connect_utils`` sees it: its Protocol is the serialized one."""
+
+    def __init__(self, module: types.ModuleType, protocol: type) -> None:
+        super().__init__(module.__name__)
+        self._module = module
+        self.Protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+# -- connect: a loop per connection -----------------------------------------------------
+
+
+def _install_connect(connect_utils: types.ModuleType) -> None:
+    original = connect_utils._connect_addr
+    if getattr(original, "__manyio__", False):
+        return
+
+    @functools.wraps(original)
+    async def _connect_addr(*, loop: Any, **kwargs: Any) -> Any:
+        if not _on_manyio_loop(loop):
+            return await original(loop=loop, **kwargs)
+        own = SerialLoop()
+        return await own.run(original(loop=own, **kwargs))
+
+    _connect_addr.__manyio__ = True  # type: ignore[attr-defined]
+    connect_utils._connect_addr = _connect_addr
+
+
+def _on_manyio_loop(loop: Any) -> bool:
+    if type(loop) is SerialLoop:
+        return True
+    return (loop is None or isinstance(loop, _aioshim._Loop)) and _aioshim.on_manyio()
+
+
+# -- pool: bookkeeping serialized -----------------------------------------------
+
+
+def _install_pool(pool_module: types.ModuleType) -> None:
+    original_queue = getattr(pool_module, "_PoolConnectionHolderQueue", None)  # asyncpg >= 0.32
+    if original_queue is not None and not getattr(original_queue, "__manyio__", False):
+
+        def _holder_queue(maxsize: int = 0) -> Any:
+            if not _aioshim.on_manyio():
+                return original_queue(maxsize=maxsize)
+            from ._pool import HolderQueue
+
+            return HolderQueue(maxsize)
+
+        _holder_queue.__manyio__ = True  # type: ignore[attr-defined]
+        pool_module._PoolConnectionHolderQueue = _holder_queue
+    pool_class = pool_module.Pool
+    init = pool_class.__init__
+    if getattr(init, "__manyio__", False):
+        return
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, loop: Any = None, **kwargs: Any) -> None:
+        if _on_manyio_loop(loop):
+            loop = SerialLoop(locked_tasks=True)
+        init(self, *args, loop=loop, **kwargs)
+
+    __init__.__manyio__ = True  # type: ignore[attr-defined]
+    pool_class.__init__ = __init__
+    for name in _POOL_CALLS:
+        setattr(pool_class, name, _serialized_pool_call(getattr(pool_class, name)))
+
+
+def _serialized_pool_call(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = self._loop
+        if type(loop) is SerialLoop:
+            return await loop.run(method(self, *args, **kwargs))
+        return await method(self, *args, **kwargs)
+
+    return call

@@ -1,0 +1,334 @@
+"""The event loop asyncpg sees: one per connection (and one per pool), a serial domain.
+
+asyncpg's protocol keeps its state in a Cython object with no locks: a transport callback
+running while a query is being sent corrupts it. So everything that touches one connection
+runs serially: its reader's ``data_received``, its timers, the callbacks of its futures, and
+each step of every protocol operation, whoever calls it. The loop's lock is held for each
+such step (a few microseconds, never across an await), so the caller's own task runs the
+operation's steps on whichever worker it is on, with no hand-off to another task; different
+connections run in parallel, which is the point.
+
+``SerialLoop`` is the small part of an asyncio event loop asyncpg uses: futures, callbacks,
+timers, tasks, an executor and connections. It is not a general event loop (asyncio code
+that needs one runs on :mod:`manyio.asyncio`); it carries no selector and no thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, TypeVar
+
+import manyio
+from manyio import _core
+from manyio._aioshim import Task as _ShimTask
+from manyio._aioshim import _in_context
+
+from ._transport import open_transport, upgrade_transport
+
+__all__ = ["SerialLoop"]
+
+T = TypeVar("T")
+_logger = logging.getLogger("manyio_asyncpg")
+# The asyncio-style handle of the current task, for ``asyncio.current_task(loop)``.
+_current_handle: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
+    "manyio_asyncpg_task", default=None
+)
+# Cancelled timers are dropped from the heap once they are this many and half of it.
+_CLEANUP_THRESHOLD = 100
+
+
+class SerialLoop:
+    """asyncio's event loop API, as much as asyncpg uses, with every callback serialized.
+
+    ``locked_tasks``: whether tasks from :meth:`create_task` run their steps holding the
+    lock too (the pool's loop: its tasks are its own bookkeeping). A connection's tasks run
+    without it (asyncpg's cancel request, user listeners): their protocol calls lock anyway.
+    """
+
+    def __init__(self, *, locked_tasks: bool = False) -> None:
+        self.lock = threading.RLock()
+        self._locked_tasks = locked_tasks
+        self._runtime = _core.current_runtime()
+        self._mutex = threading.Lock()  # guards the two queues below, never held while running
+        self._ready: deque[asyncio.Handle] = deque()
+        self._draining = False
+        self._timers: list[asyncio.TimerHandle] = []
+        self._cancelled_timers = 0
+        self._timer_task_running = False
+        self._timer_wake: manyio.Event | None = None
+        self._debug = False
+        self._closed = False
+        self._done_handle = asyncio.Handle(_noop, (), self, None)  # type: ignore[arg-type]
+
+    # -- running code serially ----------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> _core.Task[T]:
+        return self._runtime.spawn(coro, name=name)
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``await coro`` with each of its steps holding the loop's lock.
+
+        When it raises (a cancellation cancels the future it awaited, and asyncpg reacts in
+        that future's callbacks by sending PostgreSQL a cancel request), the callbacks queued
+        so far run before the caller sees the exception, as asyncio runs them before the
+        task resumes.
+        """
+        return await _Serial(coro, self)
+
+    # -- callbacks ----------------------------------------------------------------------
+
+    def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> asyncio.Handle:
+        if type(callback) is _core.FutureDone:
+            # manyio's own wake-up of a task awaiting a future: thread-safe and runs no user
+            # code, so it need not wait for the lock.
+            callback(*args)
+            return self._done_handle
+        handle = asyncio.Handle(callback, args, self, context)  # type: ignore[arg-type]
+        with self._mutex:
+            self._ready.append(handle)
+            start = not self._draining
+            self._draining = True
+        if start:
+            self.spawn(self._drain(), "asyncpg callbacks")
+        return handle
+
+    call_soon_threadsafe = call_soon
+
+    async def _drain(self) -> None:
+        with self.lock:
+            self.run_ready()
+
+    def run_ready(self) -> None:
+        """Runs the queued callbacks (holding the lock) until none are left."""
+        while True:
+            with self._mutex:
+                if not self._ready:
+                    self._draining = False
+                    return
+                batch, self._ready = self._ready, deque()
+            for handle in batch:
+                if not handle._cancelled:
+                    handle._run()
+
+    def deliver(self, fn: Callable[..., object], *args: Any) -> None:
+        """Runs ``fn(*args)`` (a transport callback) holding the lock, then the callbacks it
+        queued, without a separate task for them."""
+        with self.lock:
+            with self._mutex:
+                drainer_pending = self._draining
+                self._draining = True
+            try:
+                fn(*args)
+            finally:
+                if not drainer_pending:
+                    self.run_ready()
+
+    # -- timers -------------------------------------------------------------------------
+
+    def time(self) -> float:
+        return manyio.current_time()
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any, context: Any = None):
+        return self.call_at(self.time() + delay, callback, *args, context=context)
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any, context: Any = None):
+        handle = asyncio.TimerHandle(when, callback, args, self, context)  # type: ignore[arg-type]
+        with self._mutex:
+            heapq.heappush(self._timers, handle)
+            handle._scheduled = True
+            earliest = self._timers[0] is handle
+            start = not self._timer_task_running
+            self._timer_task_running = True
+            wake = self._timer_wake if earliest else None
+        if start:
+            self.spawn(self._run_timers(), "asyncpg timers")
+        elif wake is not None:
+            wake.set()
+        return handle
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        with self._mutex:
+            if not handle._scheduled:
+                return
+            self._cancelled_timers += 1
+            if self._cancelled_timers > _CLEANUP_THRESHOLD and self._cancelled_timers * 2 > len(self._timers):
+                live = []
+                for h in self._timers:
+                    if h._cancelled:
+                        h._scheduled = False
+                    else:
+                        live.append(h)
+                heapq.heapify(live)
+                self._timers = live
+                self._cancelled_timers = 0
+
+    async def _run_timers(self) -> None:
+        """Sleeps until the earliest timer, runs those due; exits when none are left."""
+        while True:
+            due: list[asyncio.TimerHandle] = []
+            with self._mutex:
+                timers = self._timers
+                while timers and timers[0]._cancelled:
+                    heapq.heappop(timers)._scheduled = False
+                    self._cancelled_timers -= 1
+                if not timers:
+                    self._timer_task_running = False
+                    self._timer_wake = None
+                    return
+                now = self.time()
+                while timers and timers[0]._when <= now:
+                    handle = heapq.heappop(timers)
+                    handle._scheduled = False
+                    if handle._cancelled:
+                        self._cancelled_timers -= 1
+                    else:
+                        due.append(handle)
+                if not due:
+                    wake = self._timer_wake = manyio.Event()
+                    deadline = timers[0]._when
+            if due:
+                with self.lock:
+                    for handle in due:
+                        if not handle._cancelled:
+                            handle._run()
+                    self.run_ready()
+                continue
+            with manyio.move_on_at(deadline):
+                await wake.wait()
+
+    # -- futures and tasks --------------------------------------------------------------
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)  # type: ignore[arg-type]
+
+    def create_task(
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None, context: Any = None
+    ) -> Task:
+        return Task(self, coro, name, context)
+
+    def manyio_current_task(self) -> Any:
+        """``asyncio.current_task(loop)``: the caller's handle if this loop created its task."""
+        handle = _current_handle.get(None)
+        return handle if handle is not None and handle._loop is self else None
+
+    def run_in_executor(self, executor: Any, fn: Callable[..., T], *args: Any) -> Any:
+        if executor is None:
+            return self.create_task(manyio.to_thread(fn, *args))
+        return asyncio.wrap_future(executor.submit(fn, *args), loop=self)  # type: ignore[arg-type]
+
+    # -- connections --------------------------------------------------------------------
+
+    async def create_connection(
+        self, protocol_factory: Callable[[], Any], host: str | None = None, port: int | None = None, *,
+        ssl: Any = None, server_hostname: str | None = None, sock: Any = None, **_: Any,
+    ) -> tuple[Any, Any]:  # fmt: skip
+        return await open_transport(
+            self, protocol_factory, host=host, port=port, ssl=ssl, server_hostname=server_hostname, sock=sock
+        )
+
+    async def create_unix_connection(
+        self, protocol_factory: Callable[[], Any], path: str | None = None, *, ssl: Any = None,
+        server_hostname: str | None = None, sock: Any = None, **_: Any,
+    ) -> tuple[Any, Any]:  # fmt: skip
+        return await open_transport(
+            self, protocol_factory, path=path, ssl=ssl, server_hostname=server_hostname, sock=sock
+        )
+
+    async def start_tls(
+        self, transport: Any, protocol: Any, sslcontext: Any, *, server_side: bool = False,
+        server_hostname: str | None = None, **_: Any,
+    ) -> Any:  # fmt: skip
+        return await upgrade_transport(transport, protocol, sslcontext, server_hostname)
+
+    # -- the rest of the loop API asyncpg touches ----------------------------------------
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = enabled
+
+    def is_running(self) -> bool:
+        return not self._closed
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        _logger.error("%s", context.get("message", "unhandled error in asyncpg"), exc_info=exc)
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        self.call_exception_handler(context)
+
+    def __repr__(self) -> str:
+        return f"<manyio_asyncpg.SerialLoop at {id(self):#x}>"
+
+
+class _Serial:
+    """Awaits a coroutine, holding ``loop.lock`` for each step (send or throw) of it."""
+
+    __slots__ = ("_coro", "_loop")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], loop: SerialLoop) -> None:
+        self._coro = coro
+        self._loop = loop
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, loop = self._coro, self._loop
+        lock = loop.lock
+        send: Any = None
+        error: BaseException | None = None
+        while True:
+            with lock:
+                try:
+                    yielded = coro.send(send) if error is None else coro.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+                except BaseException:
+                    loop.run_ready()
+                    raise
+            error = None
+            try:
+                send = yield yielded
+            except BaseException as e:
+                send, error = None, e
+
+
+class Task(_ShimTask):
+    """A task a loop created (``loop.create_task``), with asyncio's done callbacks."""
+
+    def __init__(
+        self, loop: SerialLoop, coro: Coroutine[Any, Any, Any], name: str | None, context: Any
+    ) -> None:
+        self._loop = loop
+        if context is not None:
+            coro = _in_context(context, coro)
+        if loop._locked_tasks:
+            coro = loop.run(coro)
+        super().__init__(_as_handle(self, coro), name, None, spawn=_spawner(loop))
+
+    def get_loop(self) -> SerialLoop:
+        return self._loop
+
+
+def _spawner(loop: SerialLoop) -> Callable[[Any, str | None], Any]:
+    return lambda coro, name: loop.spawn(coro, name or "asyncpg task")
+
+
+async def _as_handle(handle: Task, coro: Any) -> Any:
+    _current_handle.set(handle)
+    return await coro
+
+
+def _noop() -> None:
+    pass

@@ -259,3 +259,12 @@ def test_producers_and_consumers_across_threads() -> None:
 
     values = run(main)
     assert sorted(values) == [p * 10_000 + i for p in range(3) for i in range(300)]
+
+
+async def test_lifo_queue_hands_out_the_newest_item_first() -> None:
+    q: manyio.LifoQueue[int] = manyio.LifoQueue()
+    for i in range(3):
+        q.put_nowait(i)
+    assert [q.get_nowait(), await q.get(), q.get_nowait()] == [2, 1, 0]
+    with pytest.raises(asyncio.QueueEmpty):
+        q.get_nowait()

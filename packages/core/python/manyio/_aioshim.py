@@ -535,14 +535,6 @@ class Queue(_Lazy):
     def _make_asyncio(self) -> Any:
         return _asyncio.Queue(self._maxsize)
 
-
-class LifoQueue(Queue):
-    def _make_manyio(self) -> Any:
-        return manyio.LifoQueue(self._maxsize)
-
-    def _make_asyncio(self) -> Any:
-        return _asyncio.LifoQueue(self._maxsize)
-
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
@@ -556,6 +548,14 @@ class LifoQueue(Queue):
 
     async def join(self) -> None:
         await self._impl().join()
+
+
+class LifoQueue(Queue):
+    def _make_manyio(self) -> Any:
+        return manyio.LifoQueue(self._maxsize)
+
+    def _make_asyncio(self) -> Any:
+        return _asyncio.LifoQueue(self._maxsize)
 
 
 class Event(_Lazy):

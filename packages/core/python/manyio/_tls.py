@@ -130,7 +130,7 @@ class TLSStream:
                 else:
                     self._incoming.write_eof()
 
-    async def _retry(self, op: Callable[[], T]) -> T:
+    async def _retry(self, op: Callable[[], T], *, reading: bool = False) -> T:
         while True:
             want_read = False
             error: ssl.SSLError | None = None
@@ -150,7 +150,11 @@ class TLSStream:
                 except Exception:
                     pass
                 raise BrokenResourceError(f"TLS error: {error}") from error
-            await self._flush()
+            if not (reading and self._sending):
+                # A reader leaves the flushing to a sender at work: what is pending may be the
+                # sender's bulk data, and a reader blocked on a full socket stops draining the
+                # peer, which then stops reading (both sides stuck). The sender sends it all.
+                await self._flush()
             if not want_read:
                 return result
             await self._feed()
@@ -194,7 +198,7 @@ class TLSStream:
             raise BusyResourceError("another task is already receiving from this TLS stream")
         self._receiving = True
         try:
-            return await self._retry(lambda: self._ssl.read(max_bytes))
+            return await self._retry(lambda: self._ssl.read(max_bytes), reading=True)
         except ssl.SSLZeroReturnError:
             return b""
         except BrokenResourceError as e:

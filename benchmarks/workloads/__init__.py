@@ -14,7 +14,19 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-WORKLOAD_NAMES = ("spawn", "pingpong", "lock", "channel", "cpu", "echo", "anyio", "facade", "redis", "httpx")
+WORKLOAD_NAMES = (
+    "spawn",
+    "pingpong",
+    "lock",
+    "channel",
+    "cpu",
+    "echo",
+    "anyio",
+    "facade",
+    "redis",
+    "httpx",
+    "asyncpg",
+)
 
 
 def load(name: str) -> ModuleType:

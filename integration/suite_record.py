@@ -4,6 +4,7 @@ outcomes, comparing them with the known failures, and the parts of the ``results
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,14 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
+
+
+def parse_args(doc: str | None) -> argparse.Namespace:
+    """A runner's command line: ``--update`` (rewrite results.md) and extra pytest arguments."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--update", action="store_true", help="rewrite results.md")
+    parser.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
+    return parser.parse_args()
 
 
 def fetch_sdist(name: str, version: str, cache: Path, *, marker: str, drop: str | None = None) -> Path:

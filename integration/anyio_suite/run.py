@@ -13,7 +13,6 @@ It exits non-zero if a test fails that is not listed, or if fewer than 95% pass.
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import subprocess
@@ -28,7 +27,7 @@ TARGET = 0.95
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite_record import fetch_sdist, outcomes  # noqa: E402  (integration/suite_record.py)
+from suite_record import fetch_sdist, outcomes, parse_args  # noqa: E402  (integration/suite_record.py)
 
 CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "anyio-suite"
 
@@ -55,12 +54,7 @@ def run_suite(sources: Path, junit: Path, expression: str, extra: list[str]) -> 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--update", action="store_true", help="rewrite results.md")
-    parser.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
-    args = parser.parse_args()
+    args = parse_args(__doc__)
 
     record = tomllib.loads((HERE / "known-failures.toml").read_text())
     known: dict[str, str] = record["failures"]

@@ -18,7 +18,6 @@ It exits non-zero if a test fails that is not listed, or if fewer than 95% pass.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -37,7 +36,7 @@ TARGET = 0.95
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite_record import compare, counts_lines, failure_table, fetch_sdist, outcomes  # noqa: E402  (integration/suite_record.py)
+from suite_record import compare, counts_lines, failure_table, fetch_sdist, outcomes, parse_args  # noqa: E402  (integration/suite_record.py)
 
 CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "redis-suite"
 REDIS_VERSION = version("redis")
@@ -121,12 +120,7 @@ def run_suite(sources: Path, junit: Path, url: str, extra: list[str]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--update", action="store_true", help="rewrite results.md")
-    parser.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
-    args = parser.parse_args()
+    args = parse_args(__doc__)
 
     known: dict[str, str] = tomllib.loads((HERE / "known-failures.toml").read_text())["failures"]
     sources = redis_sources()

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -46,9 +47,9 @@ def install() -> list[str]:
     import asyncpg.protocol.protocol
 
     patched = []
-    table = _replacements()
-    for module in _asyncpg_modules(asyncpg):
-        if _patch_module(module, table):
+    table = _aioshim.replacements(_aioshim, _SHIMMED)
+    for module in _asyncpg_modules():
+        if _aioshim.patch_module(module, table):
             patched.append(module.__name__)
     _install_protocol(asyncpg.connect_utils)
     _install_connect(asyncpg.connect_utils)
@@ -56,29 +57,8 @@ def install() -> list[str]:
     return patched
 
 
-def _asyncpg_modules(asyncpg: types.ModuleType) -> list[types.ModuleType]:
-    import sys
-
+def _asyncpg_modules() -> list[types.ModuleType]:
     return [m for name, m in list(sys.modules.items()) if name.startswith("asyncpg") and m is not None]
-
-
-def _replacements() -> dict[int, object]:
-    import asyncio
-
-    table: dict[int, object] = {id(getattr(asyncio, name)): getattr(_aioshim, name) for name in _SHIMMED}
-    table[id(asyncio)] = _aioshim
-    return table
-
-
-def _patch_module(module: types.ModuleType, table: dict[int, object]) -> bool:
-    changed = False
-    namespace = vars(module)
-    for name, value in list(namespace.items()):
-        new = table.get(id(value))
-        if new is not None:
-            namespace[name] = new
-            changed = True
-    return changed
 
 
 # -- protocol: every operation serialized with its connection ---------------------------------
@@ -97,8 +77,17 @@ def _install_protocol(connect_utils: types.ModuleType) -> None:
         base.__init__(self, addr, connected_fut, con_params, record_class, loop)
         self._manyio_loop = loop  # the Cython attribute is not readable from Python
 
+    def abort(self: Any) -> None:
+        # terminate() may come from any task: change the protocol's state under its loop's lock.
+        loop = self._manyio_loop
+        if type(loop) is SerialLoop:
+            with loop.lock:
+                base.abort(self)
+        else:
+            base.abort(self)
+
     namespace: dict[str, Any] = {
-        "__module__": __name__, "__doc__": _SERIAL_PROTOCOL_DOC, "__init__": __init__, "abort": _abort,
+        "__module__": __name__, "__doc__": _SERIAL_PROTOCOL_DOC, "__init__": __init__, "abort": abort,
     }  # fmt: skip
     for name in _PROTOCOL_CALLS:
         namespace[name] = _serialized_call(getattr(base, name), name)
@@ -118,17 +107,6 @@ def _serialized_call(method: Any, name: str) -> Callable[..., Awaitable[Any]]:
 
     call.__name__ = call.__qualname__ = name
     return call
-
-
-def _abort(self: Any) -> None:
-    # terminate() may come from any task: change the protocol's state under its loop's lock.
-    loop = self._manyio_loop
-    base_abort = type(self).__mro__[1].abort
-    if type(loop) is SerialLoop:
-        with loop.lock:
-            base_abort(self)
-    else:
-        base_abort(self)
 
 
 class _ProtocolModule(types.ModuleType):

@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import manyio
+from manyio import _aioshim
 
 from . import _aio
 
@@ -134,22 +135,9 @@ def _shielded(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[
 
 
 def _replacements() -> dict[int, object]:
-    import asyncio
-
-    table: dict[int, object] = {id(getattr(asyncio, name)): getattr(_aio, name) for name in _SHIMMED}
-    table[id(asyncio)] = _aio
-    return table
+    return _aioshim.replacements(_aio, _SHIMMED)
 
 
 def _patch_module(module: types.ModuleType, replacements: dict[int, object] | None = None) -> bool:
     """Points ``module``'s globals that are asyncio (or one of its shimmed names) at _aio."""
-    if replacements is None:
-        replacements = _replacements()
-    changed = False
-    namespace = vars(module)
-    for name, value in list(namespace.items()):
-        new = replacements.get(id(value))
-        if new is not None:
-            namespace[name] = new
-            changed = True
-    return changed
+    return _aioshim.patch_module(module, replacements if replacements is not None else _replacements())

@@ -24,6 +24,7 @@ import inspect
 import logging
 import math
 import threading
+import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from types import TracebackType
 from typing import Any
@@ -450,9 +451,8 @@ async def _acquire(lock: Any) -> None:
         await lock.acquire()
 
 
-class Lock(_Lazy):
-    _manyio_factory = manyio.Lock
-    _asyncio_factory = _asyncio.Lock
+class _Acquirable(_Lazy):
+    """What ``Lock`` and ``Condition`` share: acquire, release, ``async with``."""
 
     async def acquire(self) -> bool:
         impl = self._impl()
@@ -475,7 +475,12 @@ class Lock(_Lazy):
         self._existing().release()
 
 
-class Condition(_Lazy):
+class Lock(_Acquirable):
+    _manyio_factory = manyio.Lock
+    _asyncio_factory = _asyncio.Lock
+
+
+class Condition(_Acquirable):
     def __init__(self, lock: Lock | None = None) -> None:
         super().__init__()
         self._lock = lock
@@ -487,20 +492,6 @@ class Condition(_Lazy):
     def _make_asyncio(self) -> Any:
         inner = self._lock._impl() if self._lock is not None else None
         return _asyncio.Condition(inner)
-
-    async def acquire(self) -> bool:
-        impl = self._impl()
-        if impl is self._m:
-            await _acquire(impl)
-        else:
-            await impl.acquire()
-        return True
-
-    def release(self) -> None:
-        self._existing().release()
-
-    def locked(self) -> bool:
-        return self._existing().locked()
 
     async def wait(self) -> bool:
         await self._impl().wait()
@@ -514,12 +505,6 @@ class Condition(_Lazy):
 
     def notify_all(self) -> None:
         self._impl().notify_all()
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._existing().release()
 
 
 class Queue(_Lazy):
@@ -597,3 +582,26 @@ class Event(_Lazy):
     async def wait(self) -> bool:
         await self._impl().wait()
         return True
+
+
+# --- pointing a library's modules at a shim ---
+
+
+def replacements(shim: types.ModuleType, names: Iterable[str]) -> dict[int, object]:
+    """What :func:`patch_module` swaps: ``asyncio`` itself for ``shim``, and each of ``names``
+    bound directly (``from asyncio import timeout``) for the shim's version, matched by identity."""
+    table: dict[int, object] = {id(getattr(_asyncio, name)): getattr(shim, name) for name in names}
+    table[id(_asyncio)] = shim
+    return table
+
+
+def patch_module(module: types.ModuleType, table: dict[int, object]) -> bool:
+    """Rebinds ``module``'s globals found in ``table``; True when any changed."""
+    changed = False
+    namespace = vars(module)
+    for name, value in list(namespace.items()):
+        new = table.get(id(value))
+        if new is not None:
+            namespace[name] = new
+            changed = True
+    return changed

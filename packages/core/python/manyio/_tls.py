@@ -124,11 +124,15 @@ class TLSStream:
                 data = await self.transport.receive()
             except OSError as e:
                 raise BrokenResourceError(str(e)) from e
-            with self._mutex:
-                if data:
-                    self._incoming.write(data)
-                else:
-                    self._incoming.write_eof()
+            self._take_in(data)
+
+    def _take_in(self, data: bytes) -> None:
+        """Hands what the transport read to OpenSSL (``b""``: the transport's end of stream)."""
+        with self._mutex:
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
 
     async def _retry(self, op: Callable[[], T], *, reading: bool = False) -> T:
         while True:
@@ -238,11 +242,7 @@ class TLSStream:
                     raise WouldBlock from None  # another task is feeding OpenSSL right now
                 except OSError as e:
                     raise BrokenResourceError(str(e)) from e
-                with self._mutex:
-                    if data:
-                        self._incoming.write(data)
-                    else:
-                        self._incoming.write_eof()
+                self._take_in(data)
         finally:
             self._receiving = False
 

@@ -378,3 +378,55 @@ def test_asyncio_programs_keep_stock_asyncpg(plain_dsn: str) -> None:
     value, transport_module = asyncio.run(main())
     assert value == 9
     assert not transport_module.startswith("manyio")
+
+
+async def test_errors_reach_the_exception_handler_of_the_loop_given_to_connect(plain_dsn: str) -> None:
+    from manyio import _aioshim
+
+    class RecordingLoop(_aioshim._Loop):
+        def __init__(self) -> None:
+            self.contexts: list[dict[str, object]] = []
+
+        def call_exception_handler(self, context: dict[str, object]) -> None:
+            self.contexts.append(context)
+
+    loop = RecordingLoop()
+    con = await asyncpg.connect(plain_dsn, loop=loop)
+    try:
+        assert isinstance(con._loop, SerialLoop)
+        tr = con.transaction()
+        await tr.start()
+        await con.reset()  # asyncpg reports the open transaction it rolls back to its loop
+        assert [c["message"] for c in loop.contexts] == [f"Resetting connection with an active transaction {con!r}"]
+        assert await con.fetchval("SELECT 1") == 1
+    finally:
+        await con.close()
+
+
+async def test_transport_write_buffer_limits(plain_dsn: str) -> None:
+    con = await asyncpg.connect(plain_dsn)
+    try:
+        transport = con._transport
+        assert transport.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+        transport.set_write_buffer_limits(4 * 65536, 65536)
+        assert transport.get_write_buffer_limits() == (65536, 4 * 65536)
+        transport.set_write_buffer_limits(high=40_000)
+        assert transport.get_write_buffer_limits() == (10_000, 40_000)
+        with pytest.raises(ValueError):
+            transport.set_write_buffer_limits(high=1, low=2)
+        await con.execute("CREATE TEMP TABLE blobs (b text)")
+        await con.executemany("INSERT INTO blobs VALUES ($1)", [("x" * 10_000,) for _ in range(200)])
+        assert await con.fetchval("SELECT sum(length(b)) FROM blobs") == 2_000_000
+    finally:
+        await con.close()
+
+
+async def test_close_while_a_cancel_request_is_pending(plain_dsn: str) -> None:
+    # The background cancel request (a task of its own) and close() both change the
+    # connection's set of pending cancellations: they must not race.
+    for _ in range(20):
+        con = await asyncpg.connect(plain_dsn, command_timeout=0.05)
+        with pytest.raises(TimeoutError):
+            await con.execute("SELECT pg_sleep(10)", timeout=0.01)
+        await con.close(timeout=2)
+        assert con.is_closed()

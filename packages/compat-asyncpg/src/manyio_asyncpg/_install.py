@@ -10,6 +10,9 @@
   holding their connection's lock, whoever calls them: asyncpg's Connection,
   PreparedStatement, Cursor and Pool code all end there, so the protocol state is only ever
   touched serially (with the reader and the timers, which hold the same lock).
+* The connection's background cancel request (``Connection._cancel``, a task of its own) steps
+  holding the connection's lock, and so does ``_clean_tasks``, which cancels those tasks on
+  close: both change the connection's set of pending cancellations.
 * The pool's acquire, release, close and expiry step holding the pool's lock. Locks are
   taken pool first, then connection, never the other way.
 """
@@ -53,6 +56,7 @@ def install() -> list[str]:
             patched.append(module.__name__)
     _install_protocol(asyncpg.connect_utils)
     _install_connect(asyncpg.connect_utils)
+    _install_connection(asyncpg.connection.Connection)
     _install_pool(asyncpg.pool)
     return patched
 
@@ -133,7 +137,7 @@ def _install_connect(connect_utils: types.ModuleType) -> None:
     async def _connect_addr(*, loop: Any, **kwargs: Any) -> Any:
         if not _on_manyio_loop(loop):
             return await original(loop=loop, **kwargs)
-        own = SerialLoop()
+        own = SerialLoop(parent=loop)
         return await own.run(original(loop=own, **kwargs))
 
     _connect_addr.__manyio__ = True  # type: ignore[attr-defined]
@@ -144,6 +148,34 @@ def _on_manyio_loop(loop: Any) -> bool:
     if type(loop) is SerialLoop:
         return True
     return (loop is None or isinstance(loop, _aioshim._Loop)) and _aioshim.on_manyio()
+
+
+def _install_connection(connection_class: type) -> None:
+    cancel = connection_class._cancel
+    if getattr(cancel, "__manyio__", False):
+        return
+
+    @functools.wraps(cancel)
+    async def _cancel(self: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = self._loop
+        if type(loop) is SerialLoop:
+            return await loop.run(cancel(self, *args, **kwargs))
+        return await cancel(self, *args, **kwargs)
+
+    clean_tasks = connection_class._clean_tasks
+
+    @functools.wraps(clean_tasks)
+    def _clean_tasks(self: Any) -> None:
+        loop = self._loop
+        if type(loop) is SerialLoop:
+            with loop.lock:
+                clean_tasks(self)
+        else:
+            clean_tasks(self)
+
+    _cancel.__manyio__ = True  # type: ignore[attr-defined]
+    connection_class._cancel = _cancel
+    connection_class._clean_tasks = _clean_tasks
 
 
 # -- pool: bookkeeping serialized -----------------------------------------------
@@ -170,7 +202,7 @@ def _install_pool(pool_module: types.ModuleType) -> None:
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, loop: Any = None, **kwargs: Any) -> None:
         if _on_manyio_loop(loop):
-            loop = SerialLoop(locked_tasks=True)
+            loop = SerialLoop(locked_tasks=True, parent=loop)
         init(self, *args, loop=loop, **kwargs)
 
     __init__.__manyio__ = True  # type: ignore[attr-defined]

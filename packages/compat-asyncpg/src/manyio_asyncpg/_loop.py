@@ -49,11 +49,15 @@ class SerialLoop:
     ``locked_tasks``: whether tasks from :meth:`create_task` run their steps holding the
     lock too (the pool's loop: its tasks are its own bookkeeping). A connection's tasks run
     without it (asyncpg's cancel request, user listeners): their protocol calls lock anyway.
+
+    ``parent``: the loop the user handed asyncpg (``connect(loop=...)``, a pool's loop);
+    errors asyncpg reports with ``call_exception_handler`` go to its handler.
     """
 
-    def __init__(self, *, locked_tasks: bool = False) -> None:
+    def __init__(self, *, locked_tasks: bool = False, parent: Any = None) -> None:
         self.lock = threading.RLock()
         self._locked_tasks = locked_tasks
+        self._parent = parent
         self._runtime = _core.current_runtime()
         self._mutex = threading.Lock()  # guards the two queues below, never held while running
         self._ready: deque[asyncio.Handle] = deque()
@@ -264,11 +268,15 @@ class SerialLoop:
         self._closed = True
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
-        exc = context.get("exception")
-        _logger.error("%s", context.get("message", "unhandled error in asyncpg"), exc_info=exc)
+        report = getattr(self._parent, "call_exception_handler", None)
+        if report is None:
+            self.default_exception_handler(context)
+        else:
+            report(context)
 
     def default_exception_handler(self, context: dict[str, Any]) -> None:
-        self.call_exception_handler(context)
+        exc = context.get("exception")
+        _logger.error("%s", context.get("message", "unhandled error in asyncpg"), exc_info=exc)
 
     def __repr__(self) -> str:
         return f"<manyio_asyncpg.SerialLoop at {id(self):#x}>"

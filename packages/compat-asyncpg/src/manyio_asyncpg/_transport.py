@@ -41,6 +41,8 @@ class StreamTransport(asyncio.Transport):
         self._reading = manyio.Event()
         self._reading.set()
         self._writing_paused = False
+        self._high_water = _HIGH_WATER
+        self._low_water = _LOW_WATER
         self._closing = False
         self._lost = False
 
@@ -110,7 +112,10 @@ class StreamTransport(asyncio.Transport):
         self._buffer += data
         if self._writer is None:
             self._writer = self._loop.spawn(self._flush(), "asyncpg writer")
-        if not self._writing_paused and len(self._buffer) > _HIGH_WATER:
+        self._maybe_pause()
+
+    def _maybe_pause(self) -> None:
+        if not self._writing_paused and len(self._buffer) > self._high_water:
             self._writing_paused = True
             self._protocol.pause_writing()
 
@@ -131,7 +136,7 @@ class StreamTransport(asyncio.Transport):
                     self._buffer.clear()
                 await self._stream.send_all(chunk)
                 with loop.lock:
-                    if self._writing_paused and len(self._buffer) <= _LOW_WATER:
+                    if self._writing_paused and len(self._buffer) <= self._low_water:
                         self._writing_paused = False
                         loop.deliver(self._protocol.resume_writing)
         except manyio.Cancelled:
@@ -145,7 +150,18 @@ class StreamTransport(asyncio.Transport):
         return len(self._buffer)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
-        return _LOW_WATER, _HIGH_WATER
+        return self._low_water, self._high_water
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        # asyncio's defaults and checks: low is a quarter of high unless given.
+        if high is None:
+            high = _HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water, self._low_water = high, low
+        self._maybe_pause()
 
     def can_write_eof(self) -> bool:
         return False

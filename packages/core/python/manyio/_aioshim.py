@@ -5,8 +5,10 @@ built on it, where a library's modules say ``asyncio``. Every function asks, whe
 who runs the caller:
 
 * a manyio task (on any worker, in no asyncio task): manyio answers. Timeouts are cancel
-  scopes with real deadlines (``reschedule`` included), ``shield`` really shields, locks are
-  manyio's thread-safe ones, sockets are manyio's;
+  scopes with real deadlines (``reschedule`` included), ``shield`` of a coroutine really
+  shields (it finishes before the caller's cancellation is raised; a shielded future is left
+  alone while the caller stops waiting, as in asyncio), locks are manyio's thread-safe ones,
+  sockets are manyio's;
 * anything else (an asyncio task, on asyncio's own loop or on a :mod:`manyio.asyncio` facade
   loop): stock asyncio answers, so asyncio programs in the same process keep working.
 
@@ -30,12 +32,13 @@ from types import TracebackType
 from typing import Any
 
 import manyio
+from manyio._core import FutureDone as _FutureDone
 from manyio._core import current_task as _manyio_current_task
 from manyio.compat import on_manyio
 
 __all__ = [
-    "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Condition", "Event", "LifoQueue", "Lock",
-    "Queue", "Task", "Timeout", "create_task", "current_task", "ensure_future", "gather",
+    "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Condition", "Event", "Future", "LifoQueue",
+    "Lock", "Queue", "Task", "Timeout", "create_task", "current_task", "ensure_future", "gather",
     "get_event_loop", "get_running_loop", "iscoroutinefunction", "on_manyio", "shield", "sleep",
     "timeout", "timeout_at", "to_thread", "wait", "wait_for",
 ]  # fmt: skip
@@ -212,6 +215,21 @@ class _Loop:
             return _asyncio.wrap_future(executor.submit(fn, *args))
         return Task(manyio.to_thread(fn, *args), None, None)
 
+    def create_future(self) -> Future[Any]:
+        return Future(loop=self)
+
+    def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> _asyncio.Handle:
+        """Runs ``callback(*args)`` soon, in a manyio task of its own (a future's done
+        callbacks come here); manyio's own wake-up of a task runs at once."""
+        handle = _asyncio.Handle(callback, args, self, context)  # type: ignore[arg-type]
+        if type(callback) is _FutureDone:
+            callback(*args)
+        else:
+            manyio.spawn(_run_handle(handle), name="asyncio callback")
+        return handle
+
+    call_soon_threadsafe = call_soon
+
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         _logger.error(context.get("message", "unhandled error"), exc_info=exc)
@@ -226,7 +244,22 @@ class _Loop:
         return False
 
 
+async def _run_handle(handle: _asyncio.Handle) -> None:
+    if not handle._cancelled:
+        handle._run()
+
+
 _LOOP = _Loop()
+
+
+class Future(_asyncio.Future):  # type: ignore[type-arg]
+    """``asyncio.Future``: made with no loop inside a manyio task, it belongs to the shim's loop
+    (its done callbacks run in manyio tasks) instead of failing for want of an asyncio loop."""
+
+    def __init__(self, *, loop: Any = None) -> None:
+        if loop is None and on_manyio():
+            loop = _LOOP
+        super().__init__(loop=loop)
 
 
 def get_running_loop() -> Any:
@@ -331,10 +364,28 @@ def shield(aw: Awaitable[Any]) -> Any:
 
 
 async def _shielded(aw: Awaitable[Any]) -> Any:
+    if isinstance(aw, _asyncio.Future):
+        return await _await_uncancelled(aw)
     # Level-triggered cancellation makes this a real shield: the awaited work finishes, and
     # the caller's cancellation is raised at its next checkpoint after it.
     with manyio.CancelScope(shield=True):
         return await aw
+
+
+async def _await_uncancelled(fut: _asyncio.Future[Any]) -> Any:
+    """A future already exists on its own: as in asyncio, a cancelled caller stops waiting for
+    it at once and the future is left alone (awaiting it directly would cancel it)."""
+    done = manyio.Event()
+
+    def wake(_: object) -> None:
+        done.set()
+
+    fut.add_done_callback(wake)
+    try:
+        await done.wait()
+    finally:
+        fut.remove_done_callback(wake)
+    return fut.result()
 
 
 FIRST_COMPLETED = _asyncio.FIRST_COMPLETED

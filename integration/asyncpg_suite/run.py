@@ -1,0 +1,128 @@
+"""Runs asyncpg's own test modules on manyio, through manyio-asyncpg, and checks the record.
+
+asyncpg ships its tests in its sdist. This script fetches the sdist of the installed version
+(once, cached) and runs the modules in ``MODULES`` with ``manyio_asyncpg_suite_plugin``
+(every TestCase's loop is a 2-thread manyio runtime, asyncpg patched by manyio-asyncpg)
+against the machine's PostgreSQL: asyncpg's test base uses a running server when ``PGHOST``
+is set, and this script sets ``PGHOST``/``PGPORT``/``PGUSER`` from ``MANYIO_PG_DSN``
+(default ``postgresql://postgres@127.0.0.1:5432/test``). The database is ``postgres``, as
+the suite assumes (some tests connect to it by name and expect the tables of the default
+one); the tests create and drop their own tables and types there. It then compares the
+outcome with ``known-failures.toml``.
+
+    python integration/asyncpg_suite/run.py             # run, compare, print a summary
+    python integration/asyncpg_suite/run.py --update    # also rewrite results.md
+
+It exits non-zero if a test fails that is not listed, or if fewer than 90% pass.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+from urllib.parse import urlparse
+
+TARGET = 0.90
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from suite_record import compare, counts_lines, failure_table, fetch_sdist, outcomes, parse_args  # noqa: E402  (integration/suite_record.py)
+
+CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "asyncpg-suite"
+ASYNCPG_VERSION = version("asyncpg")
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+# The modules the adapter must pass (the protocol, pool, cancellation and timeout paths),
+# and the others that exercise a connection's features through it.
+MODULES = (
+    "test_execute.py", "test_pool.py", "test_cancellation.py", "test_timeout.py", "test_prepare.py",
+    "test_listeners.py", "test_copy.py", "test_transaction.py", "test_cursor.py", "test_codecs.py",
+    "test_cache_invalidation.py", "test_exceptions.py", "test_introspection.py", "test_record.py",
+    "test_types.py", "test_utils.py", "test_logging.py", "test_test.py",
+)  # fmt: skip
+
+# Modules not run: module name -> why.
+NOT_RUN = {
+    "test_connect.py": "starts its own PostgreSQL clusters (initdb, pg_hba changes, TLS certificates)",
+    "test_adversity.py": "starts its own PostgreSQL cluster behind the suite's fuzzing proxy",
+    "test_subinterpreters.py": "tests asyncpg's import in subinterpreters, not I/O",
+    "test__sourcecode.py": "lints asyncpg's source tree (flake8, mypy)",
+    "test__environment.py": "checks the versions of a managed cluster the suite would start",
+    "test_scram.py": "unit tests of the SCRAM helper, no I/O",
+}
+
+
+def asyncpg_sources() -> Path:
+    """The unpacked asyncpg sdist. The installed asyncpg is what runs (and what manyio-asyncpg
+    patches): the sdist's copy of the package is dropped, as it would shadow it."""
+    return fetch_sdist("asyncpg", ASYNCPG_VERSION, CACHE, marker="tests/test_execute.py", drop="asyncpg")
+
+
+def server_env() -> dict[str, str]:
+    dsn = urlparse(os.environ.get("MANYIO_PG_DSN", DEFAULT_DSN))
+    return {
+        "PGHOST": dsn.hostname or "127.0.0.1",
+        "PGPORT": str(dsn.port or 5432),
+        "PGUSER": dsn.username or "postgres",
+        "PGDATABASE": "postgres",
+    }
+
+
+def run_suite(sources: Path, junit: Path, extra: list[str]) -> None:
+    env = {**os.environ, **server_env(), "PYTHONPATH": os.pathsep.join([str(HERE), str(sources)])}
+    files = [f"tests/{name}" for name in MODULES]
+    cmd = [
+        sys.executable, "-m", "pytest", "-p", "manyio_asyncpg_suite_plugin", *files,
+        "-q", "-p", "no:cacheprovider", "-p", "no:asyncio", "--timeout", "60",
+        f"--junitxml={junit}", "-o", "junit_family=xunit2", "-o", "addopts=", "-o", "log_cli=false",
+        *extra,
+    ]  # fmt: skip
+    subprocess.run(cmd, cwd=sources, env=env, check=False)
+
+
+def main() -> int:
+    args = parse_args(__doc__)
+
+    known: dict[str, str] = tomllib.loads((HERE / "known-failures.toml").read_text())["failures"]
+    sources = asyncpg_sources()
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = Path(tmp) / "junit.xml"
+        run_suite(sources, junit, args.pytest_args)
+        results, skips = outcomes(junit, sources)
+
+    listed, rate = compare(f"asyncpg {ASYNCPG_VERSION}'s tests on manyio", results, known)
+    if args.update:
+        write_results(results, known, skips, rate)
+    ok = listed and rate >= TARGET
+    if not ok:
+        print(f"FAILED: target {TARGET:.0%}, every failure listed with its reason")
+    return 0 if ok else 1
+
+
+def write_results(results: dict[str, str], known: dict[str, str], skips: dict[str, str], rate: float) -> None:
+    lines = [
+        f"# asyncpg {ASYNCPG_VERSION}'s tests on manyio",
+        "",
+        "Generated by `python integration/asyncpg_suite/run.py --update`; the CI test",
+        "(`integration/tests/test_asyncpg_suite.py`) reruns the suite and checks it.",
+        "",
+        f"- modules run: {', '.join(f'`{m}`' for m in MODULES)}",
+        f"- tests collected: {len(results)}",
+        *counts_lines(results, skips, rate),
+        "",
+        "Modules not run:",
+        "",
+        *(f"- `{name}`: {why}" for name, why in NOT_RUN.items()),
+        "",
+        *failure_table(results, known),
+    ]
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -397,7 +397,8 @@ async def test_errors_reach_the_exception_handler_of_the_loop_given_to_connect(p
         tr = con.transaction()
         await tr.start()
         await con.reset()  # asyncpg reports the open transaction it rolls back to its loop
-        assert [c["message"] for c in loop.contexts] == [f"Resetting connection with an active transaction {con!r}"]
+        expected = f"Resetting connection with an active transaction {con!r}"
+        assert [c["message"] for c in loop.contexts] == [expected]
         assert await con.fetchval("SELECT 1") == 1
     finally:
         await con.close()

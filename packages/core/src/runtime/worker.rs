@@ -38,6 +38,7 @@ pub fn run(py: Python<'_>, shared: Arc<Shared>, index: usize, local: Worker<Py<T
         })
     });
     announce_to_sniffio(py);
+    install_asyncgen_hooks(py);
     let mut tick: u32 = 0;
     while !shared.is_shutdown() {
         tick = tick.wrapping_add(1);
@@ -75,6 +76,17 @@ fn announce_to_sniffio(py: Python<'_>) {
         if let Ok(local) = sniffio.getattr("thread_local") {
             let _ = local.setattr("name", "manyio");
         }
+    }
+}
+
+/// Abandoned async generators first iterated on this worker are closed in a task of their
+/// own, so that their `finally` blocks may await (see `manyio/_asyncgens.py`).
+fn install_asyncgen_hooks(py: Python<'_>) {
+    let installed = py
+        .import("manyio._asyncgens")
+        .and_then(|m| m.call_method0("install"));
+    if let Err(e) = installed {
+        e.write_unraisable(py, None);
     }
 }
 

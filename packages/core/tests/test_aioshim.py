@@ -4,6 +4,7 @@ manyio tasks (futures made without a loop, ``shield`` of a coroutine and of a fu
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import manyio
 import pytest
@@ -95,5 +96,32 @@ def test_wait_for_timeout_on_a_shielded_future_raises_timeout_error() -> None:
         with pytest.raises(TimeoutError):
             await shim.wait_for(shim.shield(fut), 0.05)
         assert not fut.done()
+
+    manyio.run(main(), threads=2)
+
+
+def test_current_task_inside_create_task_is_the_task_it_returned() -> None:
+    async def main() -> None:
+        seen: dict[str, object] = {}
+
+        async def child() -> None:
+            seen["child"] = shim.current_task()
+            seen["child manyio"] = manyio.current_task()
+
+        async def body() -> None:
+            seen["body"] = shim.current_task()
+            inner = manyio.spawn(child())  # inherits the context, but is not the shim task
+            await inner
+            seen["inner"] = inner
+
+        task = shim.create_task(body())
+        await task
+        assert seen["body"] is task
+        assert seen["child"] is seen["child manyio"] is seen["inner"]
+        assert shim.current_task() is manyio.current_task()  # not made by create_task
+        given = contextvars.copy_context()
+        in_context = shim.create_task(body(), context=given)
+        await in_context
+        assert seen["body"] is in_context
 
     manyio.run(main(), threads=2)

@@ -74,6 +74,7 @@ class Task:
         self._callbacks: list[tuple[Callable[[Task], object], contextvars.Context]] = []
         self._mutex = threading.Lock()
         self._watching = False
+        coro = _as_current(self, coro)
         if context is not None:
             coro = _in_context(context, coro)
         self._task = manyio.spawn(coro, name=name) if spawn is None else spawn(coro, name)
@@ -192,9 +193,22 @@ async def _await(aw: Awaitable[Any]) -> Any:
     return await aw
 
 
+# The shim Task whose manyio task is running, with that manyio task: tasks it spawns inherit
+# the variable (a copy of its context), so the manyio task tells whether it is really theirs.
+_current: contextvars.ContextVar[tuple[Task, Any]] = contextvars.ContextVar("manyio_aioshim_task")
+
+
+async def _as_current(handle: Task, coro: Coroutine[Any, Any, Any]) -> Any:
+    _current.set((handle, _manyio_current_task()))
+    return await coro
+
+
 def current_task(loop: Any = None) -> Any:
     if loop is None and on_manyio():
-        return _manyio_current_task()
+        # asyncio's promise: inside a task from create_task(), the very object it returned.
+        me = _manyio_current_task()
+        entry = _current.get(None)
+        return entry[0] if entry is not None and entry[1] is me else me
     own = getattr(loop, "manyio_current_task", None)
     if own is not None:
         return own()  # a loop-like object of an adapter that runs its tasks on manyio

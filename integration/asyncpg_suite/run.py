@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import tomllib
 from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import urlparse
@@ -31,7 +30,17 @@ TARGET = 0.90
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite_record import compare, counts_lines, failure_table, fetch_sdist, outcomes, parse_args  # noqa: E402  (integration/suite_record.py)
+from suite_record import (  # noqa: E402  (integration/suite_record.py)
+    compare,
+    counts_lines,
+    failure_table,
+    fetch_sdist,
+    known_failures,
+    outcomes,
+    parse_args,
+    pytest_command,
+    verdict,
+)
 
 CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "asyncpg-suite"
 ASYNCPG_VERSION = version("asyncpg")
@@ -76,19 +85,16 @@ def server_env() -> dict[str, str]:
 def run_suite(sources: Path, junit: Path, extra: list[str]) -> None:
     env = {**os.environ, **server_env(), "PYTHONPATH": os.pathsep.join([str(HERE), str(sources)])}
     files = [f"tests/{name}" for name in MODULES]
-    cmd = [
-        sys.executable, "-m", "pytest", "-p", "manyio_asyncpg_suite_plugin", *files,
-        "-q", "-p", "no:cacheprovider", "-p", "no:asyncio", "--timeout", "60",
-        f"--junitxml={junit}", "-o", "junit_family=xunit2", "-o", "addopts=", "-o", "log_cli=false",
-        *extra,
-    ]  # fmt: skip
+    cmd = pytest_command(
+        "manyio_asyncpg_suite_plugin", files, junit, "-p", "no:asyncio", "-o", "log_cli=false", *extra
+    )
     subprocess.run(cmd, cwd=sources, env=env, check=False)
 
 
 def main() -> int:
     args = parse_args(__doc__)
 
-    known: dict[str, str] = tomllib.loads((HERE / "known-failures.toml").read_text())["failures"]
+    known = known_failures(HERE)
     sources = asyncpg_sources()
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
@@ -98,10 +104,7 @@ def main() -> int:
     listed, rate = compare(f"asyncpg {ASYNCPG_VERSION}'s tests on manyio", results, known)
     if args.update:
         write_results(results, known, skips, rate)
-    ok = listed and rate >= TARGET
-    if not ok:
-        print(f"FAILED: target {TARGET:.0%}, every failure listed with its reason")
-    return 0 if ok else 1
+    return verdict(listed, rate, TARGET)
 
 
 def write_results(results: dict[str, str], known: dict[str, str], skips: dict[str, str], rate: float) -> None:

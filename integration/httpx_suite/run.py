@@ -21,7 +21,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
@@ -29,7 +28,17 @@ TARGET = 0.95
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite_record import compare, counts_lines, failure_table, fetch_sdist, outcomes, parse_args  # noqa: E402  (integration/suite_record.py)
+from suite_record import (  # noqa: E402  (integration/suite_record.py)
+    compare,
+    counts_lines,
+    failure_table,
+    fetch_sdist,
+    known_failures,
+    outcomes,
+    parse_args,
+    pytest_command,
+    verdict,
+)
 
 CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "httpx-suite"
 HTTPX_VERSION = version("httpx")
@@ -64,18 +73,16 @@ def run_suite(sources: Path, junit: Path, stats: Path, extra: list[str]) -> None
         "PYTHONPATH": os.pathsep.join([str(HERE), str(sources)]),
         "MANYIO_SUITE_STATS": str(stats),
     }
-    cmd = [
-        sys.executable, "-m", "pytest", "-p", "manyio_httpx_suite_plugin", *MODULES,
-        "-m", "anyio and not network", "-q", "-p", "no:cacheprovider", "--timeout", "60",
-        f"--junitxml={junit}", "-o", "junit_family=xunit2", "-o", "addopts=", *extra,
-    ]  # fmt: skip
+    cmd = pytest_command(
+        "manyio_httpx_suite_plugin", list(MODULES), junit, "-m", "anyio and not network", *extra
+    )
     subprocess.run(cmd, cwd=sources, env=env, check=False)
 
 
 def main() -> int:
     args = parse_args(__doc__)
 
-    known: dict[str, str] = tomllib.loads((HERE / "known-failures.toml").read_text())["failures"]
+    known = known_failures(HERE)
     sources = httpx_sources()
     with tempfile.TemporaryDirectory() as tmp:
         junit, stats = Path(tmp) / "junit.xml", Path(tmp) / "stats.json"
@@ -90,10 +97,7 @@ def main() -> int:
     through_adapter = adapter["connections"] > 0 and adapter["threads"] == 2
     if not through_adapter:
         print("FAILED: the suite's requests did not go through manyio-httpx on both workers")
-    ok = listed and rate >= TARGET and through_adapter
-    if not ok:
-        print(f"FAILED: target {TARGET:.0%}, every failure listed with its reason")
-    return 0 if ok else 1
+    return verdict(listed and through_adapter, rate, TARGET)
 
 
 def write_results(results: dict[str, str], known: dict[str, str], skips: dict[str, str], rate: float) -> None:

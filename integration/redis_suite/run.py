@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -36,7 +35,17 @@ TARGET = 0.95
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite_record import compare, counts_lines, failure_table, fetch_sdist, outcomes, parse_args  # noqa: E402  (integration/suite_record.py)
+from suite_record import (  # noqa: E402  (integration/suite_record.py)
+    compare,
+    counts_lines,
+    failure_table,
+    fetch_sdist,
+    known_failures,
+    outcomes,
+    parse_args,
+    pytest_command,
+    verdict,
+)
 
 CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "redis-suite"
 REDIS_VERSION = version("redis")
@@ -109,20 +118,17 @@ def run_suite(sources: Path, junit: Path, url: str, extra: list[str]) -> None:
         str(p.relative_to(sources)) for p in suite.glob("test_*.py") if p.name not in NOT_APPLICABLE
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(sources)])}
-    cmd = [
-        sys.executable, "-m", "pytest", "-p", "manyio_redis_suite_plugin", *files,
-        "-m", "not onlycluster and not redismod and not ssl",
-        f"--redis-url={url}", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio",
-        "--timeout", "60", f"--junitxml={junit}", "-o", "junit_family=xunit2",
-        "-o", "addopts=", "-o", "log_cli=false", *extra,
-    ]  # fmt: skip
+    cmd = pytest_command(
+        "manyio_redis_suite_plugin", files, junit, "-m", "not onlycluster and not redismod and not ssl",
+        f"--redis-url={url}", "-p", "no:asyncio", "-o", "log_cli=false", *extra,
+    )  # fmt: skip
     subprocess.run(cmd, cwd=sources, env=env, check=False)
 
 
 def main() -> int:
     args = parse_args(__doc__)
 
-    known: dict[str, str] = tomllib.loads((HERE / "known-failures.toml").read_text())["failures"]
+    known = known_failures(HERE)
     sources = redis_sources()
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
@@ -133,10 +139,7 @@ def main() -> int:
     listed, rate = compare(f"redis-py {REDIS_VERSION} tests/test_asyncio on manyio", results, known)
     if args.update:
         write_results(results, known, skips, rate)
-    ok = listed and rate >= TARGET
-    if not ok:
-        print(f"FAILED: target {TARGET:.0%}, every failure listed with its reason")
-    return 0 if ok else 1
+    return verdict(listed, rate, TARGET)
 
 
 def write_results(results: dict[str, str], known: dict[str, str], skips: dict[str, str], rate: float) -> None:

@@ -94,7 +94,7 @@ def _install_protocol(connect_utils: types.ModuleType) -> None:
         "__module__": __name__, "__doc__": _SERIAL_PROTOCOL_DOC, "__init__": __init__, "abort": abort,
     }  # fmt: skip
     for name in _PROTOCOL_CALLS:
-        namespace[name] = _serialized_call(getattr(base, name), name)
+        namespace[name] = _serialized(getattr(base, name), "_manyio_loop", name)
     _protocol_class = type("SerialProtocol", (base,), namespace)
     connect_utils.protocol = _ProtocolModule(original, _protocol_class)
 
@@ -102,14 +102,19 @@ def _install_protocol(connect_utils: types.ModuleType) -> None:
 _SERIAL_PROTOCOL_DOC = """asyncpg's Protocol whose operations step holding its loop's lock."""
 
 
-def _serialized_call(method: Any, name: str) -> Callable[..., Awaitable[Any]]:
+def _serialized(method: Any, loop_attr: str, name: str) -> Callable[..., Awaitable[Any]]:
+    """``method`` stepping under the lock of the object's loop (``getattr(self, loop_attr)``)
+    when that loop is a :class:`SerialLoop`; the method as it is otherwise."""
+
     async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        loop = self._manyio_loop
+        loop = getattr(self, loop_attr)
         if type(loop) is SerialLoop:
             return await loop.run(method(self, *args, **kwargs))
         return await method(self, *args, **kwargs)
 
     call.__name__ = call.__qualname__ = name
+    call.__doc__ = method.__doc__
+    call.__manyio__ = True  # type: ignore[attr-defined]
     return call
 
 
@@ -151,17 +156,8 @@ def _on_manyio_loop(loop: Any) -> bool:
 
 
 def _install_connection(connection_class: type) -> None:
-    cancel = connection_class._cancel
-    if getattr(cancel, "__manyio__", False):
+    if getattr(connection_class._cancel, "__manyio__", False):
         return
-
-    @functools.wraps(cancel)
-    async def _cancel(self: Any, *args: Any, **kwargs: Any) -> Any:
-        loop = self._loop
-        if type(loop) is SerialLoop:
-            return await loop.run(cancel(self, *args, **kwargs))
-        return await cancel(self, *args, **kwargs)
-
     clean_tasks = connection_class._clean_tasks
 
     @functools.wraps(clean_tasks)
@@ -173,8 +169,7 @@ def _install_connection(connection_class: type) -> None:
         else:
             clean_tasks(self)
 
-    _cancel.__manyio__ = True  # type: ignore[attr-defined]
-    connection_class._cancel = _cancel
+    connection_class._cancel = _serialized(connection_class._cancel, "_loop", "_cancel")
     connection_class._clean_tasks = _clean_tasks
 
 
@@ -208,15 +203,4 @@ def _install_pool(pool_module: types.ModuleType) -> None:
     __init__.__manyio__ = True  # type: ignore[attr-defined]
     pool_class.__init__ = __init__
     for name in _POOL_CALLS:
-        setattr(pool_class, name, _serialized_pool_call(getattr(pool_class, name)))
-
-
-def _serialized_pool_call(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    @functools.wraps(method)
-    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        loop = self._loop
-        if type(loop) is SerialLoop:
-            return await loop.run(method(self, *args, **kwargs))
-        return await method(self, *args, **kwargs)
-
-    return call
+        setattr(pool_class, name, _serialized(getattr(pool_class, name), "_loop", name))

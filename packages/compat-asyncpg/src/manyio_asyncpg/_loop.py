@@ -16,7 +16,6 @@ that needs one runs on :mod:`manyio.asyncio`); it carries no selector and no thr
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import heapq
 import logging
 import threading
@@ -25,9 +24,8 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 import manyio
-from manyio import _core
+from manyio import _aioshim, _core
 from manyio._aioshim import Task as _ShimTask
-from manyio._aioshim import _in_context
 
 from ._transport import open_transport, upgrade_transport
 
@@ -36,9 +34,6 @@ __all__ = ["SerialLoop"]
 T = TypeVar("T")
 _logger = logging.getLogger("manyio_asyncpg")
 # The asyncio-style handle of the current task, for ``asyncio.current_task(loop)``.
-_current_handle: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
-    "manyio_asyncpg_task", default=None
-)
 # Cancelled timers are dropped from the heap once they are this many and half of it.
 _CLEANUP_THRESHOLD = 100
 
@@ -218,8 +213,8 @@ class SerialLoop:
 
     def manyio_current_task(self) -> Any:
         """``asyncio.current_task(loop)``: the caller's handle if this loop created its task."""
-        handle = _current_handle.get(None)
-        return handle if handle is not None and handle._loop is self else None
+        handle = _aioshim.current_task()  # the shim knows which Task object runs
+        return handle if isinstance(handle, Task) and handle._loop is self else None
 
     def run_in_executor(self, executor: Any, fn: Callable[..., T], *args: Any) -> Any:
         if executor is None:
@@ -319,11 +314,9 @@ class Task(_ShimTask):
         self, loop: SerialLoop, coro: Coroutine[Any, Any, Any], name: str | None, context: Any
     ) -> None:
         self._loop = loop
-        if context is not None:
-            coro = _in_context(context, coro)
         if loop._locked_tasks:
             coro = loop.run(coro)
-        super().__init__(_as_handle(self, coro), name, None, spawn=_spawner(loop))
+        super().__init__(coro, name, context, spawn=_spawner(loop))
 
     def get_loop(self) -> SerialLoop:
         return self._loop
@@ -331,11 +324,6 @@ class Task(_ShimTask):
 
 def _spawner(loop: SerialLoop) -> Callable[[Any, str | None], Any]:
     return lambda coro, name: loop.spawn(coro, name or "asyncpg task")
-
-
-async def _as_handle(handle: Task, coro: Any) -> Any:
-    _current_handle.set(handle)
-    return await coro
 
 
 def _noop() -> None:

@@ -437,9 +437,8 @@ def test_full_duplex_large_payloads_across_threads(
         got: list[bytes] = []
 
         async def sender() -> None:
-            view = memoryview(payload)
-            for offset in range(0, len(view), 100_000):
-                await tls.send_all(view[offset : offset + 100_000])
+            for offset in range(0, len(payload), 100_000):
+                await tls.send_all(payload[offset : offset + 100_000])
 
         async def receiver() -> None:
             total = 0

@@ -37,6 +37,9 @@ STDOUT = subprocess.STDOUT
 _Command = str | bytes | os.PathLike[str] | Sequence[str | bytes | os.PathLike[str]]
 
 
+_PIPE_CHUNK = 1 << 20  # at most this much per os.write (a pipe takes 64 KiB by default)
+
+
 class FdStream:
     """A byte stream over one end of a pipe (non-blocking ``os.read``/``os.write``)."""
 
@@ -64,17 +67,18 @@ class FdStream:
             return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        with memoryview(data).cast("B") as view:
-            sent = 0
-            while sent < len(view):
-                if self._closed:
-                    raise ClosedResourceError("this pipe was closed")
-                try:
-                    sent += os.write(self._fd, view[sent:])
-                except BlockingIOError:
-                    await wait_writable(self._fd)
-                except BrokenPipeError as e:
-                    raise BrokenResourceError("the process closed its end of the pipe") from e
+        # bytes chunks, no views of the caller's buffer across awaits (see TLSStream.send_all).
+        data = data if type(data) is bytes else bytes(data)
+        sent = 0
+        while sent < len(data):
+            if self._closed:
+                raise ClosedResourceError("this pipe was closed")
+            try:
+                sent += os.write(self._fd, data[sent : sent + _PIPE_CHUNK])
+            except BlockingIOError:
+                await wait_writable(self._fd)
+            except BrokenPipeError as e:
+                raise BrokenResourceError("the process closed its end of the pipe") from e
         await checkpoint()
 
     send = send_all

@@ -183,13 +183,16 @@ class TLSStream:
             raise BusyResourceError("another task is already sending on this TLS stream")
         self._sending = True
         try:
-            with memoryview(data) as view:
-                offset = 0
-                while offset < len(view):
-                    chunk = view[offset : offset + 65536]
-                    offset += await self._retry(lambda c=chunk: self._ssl.write(c))
-                if not len(view):
-                    await checkpoint()
+            # Chunks are bytes, not views of the caller's buffer: on 3.14t, views of one buffer
+            # made and freed on different threads can corrupt its export count (CPython
+            # gh-155606), and this task may resume on another worker after each await.
+            data = data if type(data) is bytes else bytes(data)
+            offset = 0
+            while offset < len(data):
+                chunk = data[offset : offset + 65536]
+                offset += await self._retry(lambda c=chunk: self._ssl.write(c))
+            if not data:
+                await checkpoint()
         finally:
             self._sending = False
 

@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
 
-from . import _core
+from . import _core, _introspect
 from ._strand import Strand
 
 __all__ = ["Runtime", "main", "run"]
@@ -79,6 +79,8 @@ class Runtime:
         # A runtime nobody closed is closed when it is collected or at interpreter exit, so
         # its worker threads never outlive it.
         self._finalizer = weakref.finalize(self, core.close)
+        # So `python -m manyio ps` can find it from outside any task.
+        _introspect.register(self)
 
     @property
     def threads(self) -> int:
@@ -87,6 +89,7 @@ class Runtime:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` has run."""
         return self._core.closed
 
     def block_on(
@@ -108,11 +111,13 @@ class Runtime:
         return self._core.spawn(coro, name=name, strand=strand)
 
     def stats(self) -> dict[str, Any]:
+        """The runtime's counters (see :func:`manyio.stats`)."""
         return self._core.stats()
 
     def close(self) -> None:
         """Cancels the tasks still running, waits for them, and stops the workers."""
         with self._lock:
+            _introspect.unregister(self)
             self._finalizer()
 
     def __enter__(self) -> Runtime:

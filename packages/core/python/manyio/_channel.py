@@ -57,6 +57,7 @@ class SendChannel(Generic[T]):
             raise BrokenResourceError("every receive end of the channel is closed")
 
     def send_nowait(self, value: T) -> None:
+        """Sends ``value`` if a receiver waits or the buffer has room, else raises :class:`WouldBlock`."""
         s = self._state
         with s.mutex:
             self._check()
@@ -115,6 +116,7 @@ class SendChannel(Generic[T]):
                     waiter.fail(EndOfChannel())
 
     async def aclose(self) -> None:
+        """Closes this end (see :meth:`close`)."""
         self.close()
         await checkpoint()
 
@@ -131,6 +133,7 @@ class SendChannel(Generic[T]):
         self.close()
 
     def statistics(self) -> dict[str, Any]:
+        """Buffer use, open ends and waiting tasks of the channel."""
         return _statistics(self._state)
 
 
@@ -144,6 +147,7 @@ class ReceiveChannel(Generic[T]):
             state.open_receive += 1
 
     def clone(self) -> ReceiveChannel[T]:
+        """Another receive end; receivers share the values (each value goes to one of them)."""
         if self._closed:
             raise ClosedResourceError
         return ReceiveChannel(self._state)
@@ -167,6 +171,7 @@ class ReceiveChannel(Generic[T]):
         return False, None
 
     def receive_nowait(self) -> T:
+        """The next value, or :class:`WouldBlock` (:class:`EndOfChannel` once every sender closed)."""
         s = self._state
         with s.mutex:
             if self._closed:
@@ -222,6 +227,7 @@ class ReceiveChannel(Generic[T]):
                 s.buffer.clear()
 
     async def aclose(self) -> None:
+        """Closes this end (see :meth:`close`)."""
         self.close()
         await checkpoint()
 
@@ -247,6 +253,7 @@ class ReceiveChannel(Generic[T]):
         self.close()
 
     def statistics(self) -> dict[str, Any]:
+        """Buffer use, open ends and waiting tasks of the channel."""
         return _statistics(self._state)
 
 

@@ -35,46 +35,60 @@ class AsyncFile:
 
     @property
     def name(self) -> Any:
+        """The file's name, as the wrapped file reports it."""
         return self._file.name
 
     @property
     def closed(self) -> bool:
+        """True once the file is closed."""
         return self._file.closed
 
     async def read(self, size: int = -1) -> Any:
+        """Reads up to ``size`` characters or bytes (all with -1)."""
         return await to_thread(self._file.read, size)
 
     async def read1(self, size: int = -1) -> bytes:
+        """Reads up to ``size`` bytes with at most one call to the raw stream (binary files)."""
         return await to_thread(self._file.read1, size)  # type: ignore[attr-defined]
 
     async def readline(self, size: int = -1) -> Any:
+        """Reads one line (at most ``size`` characters or bytes)."""
         return await to_thread(self._file.readline, size)
 
     async def readlines(self, hint: int = -1) -> list[Any]:
+        """Reads the remaining lines (stopping after about ``hint`` characters or bytes)."""
         return await to_thread(self._file.readlines, hint)
 
     async def readinto(self, buffer: Any) -> int:
+        """Reads into ``buffer`` and returns the number of bytes read (binary files)."""
         return await to_thread(self._file.readinto, buffer)  # type: ignore[attr-defined]
 
     async def write(self, data: Any) -> int:
+        """Writes ``data``; returns how much was written."""
         return await to_thread(self._file.write, data)
 
     async def writelines(self, lines: Iterable[Any]) -> None:
+        """Writes each item of ``lines``."""
         await to_thread(self._file.writelines, lines)
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Moves to ``offset`` (relative to ``whence``); returns the new position."""
         return await to_thread(self._file.seek, offset, whence)
 
     async def tell(self) -> int:
+        """The current position."""
         return await to_thread(self._file.tell)
 
     async def truncate(self, size: int | None = None) -> int:
+        """Resizes the file to ``size`` (default: the current position); returns the new size."""
         return await to_thread(self._file.truncate, size)
 
     async def flush(self) -> None:
+        """Flushes the write buffer."""
         await to_thread(self._file.flush)
 
     async def aclose(self) -> None:
+        """Closes the file."""
         await to_thread(self._file.close)
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -174,6 +188,7 @@ class Path(os.PathLike[str]):
 
     @property
     def wrapped(self) -> pathlib.Path:
+        """The :class:`pathlib.Path` this wraps."""
         return self._path
 
     def __getattr__(self, name: str) -> Any:
@@ -201,6 +216,7 @@ class Path(os.PathLike[str]):
         errors: str | None = None,
         newline: str | None = None,
     ) -> AsyncFile:
+        """Opens the file, like :func:`open_file`."""
         return await open_file(self._path, mode, buffering, encoding, errors, newline)
 
     async def iterdir(self) -> list[Path]:
@@ -208,17 +224,21 @@ class Path(os.PathLike[str]):
         return [Path(p) for p in await to_thread(lambda: list(self._path.iterdir()))]
 
     async def glob(self, pattern: str) -> list[Path]:
+        """The paths matching ``pattern`` under this directory (a list)."""
         return [Path(p) for p in await to_thread(lambda: list(self._path.glob(pattern)))]
 
     async def rglob(self, pattern: str) -> list[Path]:
+        """The paths matching ``pattern`` in this directory and all below it (a list)."""
         return [Path(p) for p in await to_thread(lambda: list(self._path.rglob(pattern)))]
 
     @classmethod
     async def cwd(cls) -> Path:
+        """The current working directory."""
         return cls(await to_thread(pathlib.Path.cwd))
 
     @classmethod
     async def home(cls) -> Path:
+        """The user's home directory."""
         return cls(await to_thread(pathlib.Path.home))
 
     exists = _blocking("exists")

@@ -30,15 +30,19 @@ class Queue(Generic[T]):
 
     @property
     def maxsize(self) -> int:
+        """The capacity (0: unbounded)."""
         return self._maxsize
 
     def qsize(self) -> int:
+        """Items in the queue now."""
         return len(self._items)
 
     def empty(self) -> bool:
+        """True if the queue holds no item."""
         return not self._items
 
     def full(self) -> bool:
+        """True if ``maxsize`` items are queued."""
         return 0 < self._maxsize <= len(self._items)
 
     def _put_locked(self, item: T) -> bool:
@@ -58,11 +62,13 @@ class Queue(Generic[T]):
         return False
 
     def put_nowait(self, item: T) -> None:
+        """Adds ``item`` or raises :class:`asyncio.QueueFull`."""
         with self._mutex:
             if not self._put_locked(item):
                 raise asyncio.QueueFull
 
     async def put(self, item: T) -> None:
+        """Adds ``item``, waiting while the queue is full."""
         await checkpoint()
         with self._mutex:
             if self._put_locked(item):
@@ -103,6 +109,7 @@ class Queue(Generic[T]):
         return self._items.popleft()
 
     def get_nowait(self) -> T:
+        """Removes and returns an item, or raises :class:`asyncio.QueueEmpty`."""
         with self._mutex:
             ok, item = self._get_locked()
         if not ok:
@@ -110,6 +117,7 @@ class Queue(Generic[T]):
         return item
 
     async def get(self) -> T:
+        """Removes and returns an item, waiting while the queue is empty."""
         await checkpoint()
         with self._mutex:
             ok, item = self._get_locked()
@@ -128,6 +136,7 @@ class Queue(Generic[T]):
             raise
 
     def task_done(self) -> None:
+        """Marks one item taken with ``get`` as processed (see :meth:`join`)."""
         with self._mutex:
             if self._unfinished <= 0:
                 raise ValueError("task_done() called too many times")

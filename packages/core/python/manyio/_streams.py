@@ -46,6 +46,7 @@ class _SocketResource:
         return self._sock
 
     def fileno(self) -> int:
+        """The socket's file descriptor."""
         return self._sock.fileno()
 
     def _check_open(self) -> None:
@@ -78,19 +79,23 @@ class _SocketResource:
         self._sock.close()
 
     async def aclose(self) -> None:
+        """Closes the socket (see :meth:`close`); a checkpoint."""
         self.close()
         await checkpoint()
 
     def setsockopt(self, level: int, option: int, value: Any) -> None:
+        """Sets a socket option (:meth:`socket.socket.setsockopt`)."""
         self._sock.setsockopt(level, option, value)
 
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
+        """Reads a socket option (:meth:`socket.socket.getsockopt`)."""
         if buflen is None:
             return self._sock.getsockopt(level, option)
         return self._sock.getsockopt(level, option, buflen)
 
     @property
     def local_address(self) -> Any:
+        """The address the socket is bound to."""
         return self._sock.getsockname()
 
     async def __aenter__(self) -> Any:
@@ -122,6 +127,7 @@ class SocketStream(_SocketResource):
 
     @property
     def remote_address(self) -> Any:
+        """The peer's address."""
         return self._sock.getpeername()
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
@@ -179,6 +185,7 @@ class SocketListener(_SocketResource):
     """A listening socket; ``accept()`` returns a :class:`SocketStream`."""
 
     async def accept(self) -> SocketStream:
+        """Waits for a connection and returns it as a :class:`SocketStream`."""
         self._check_open()
         with self._translate_errors():
             conn, _ = await sockets.accept(self._sock)
@@ -197,6 +204,7 @@ class UDPSocket(_SocketResource):
     """A datagram socket (UDP or Unix datagram), connected or not."""
 
     async def sendto(self, data: bytes, address: Any) -> None:
+        """Sends a datagram to ``address``."""
         self._check_open()
         await sockets.sendto(self._sock, data, address)
 
@@ -206,6 +214,7 @@ class UDPSocket(_SocketResource):
         await sockets.send(self._sock, data)
 
     async def receive_from(self, max_bytes: int = 65536) -> tuple[bytes, Any]:
+        """A datagram and the address it came from."""
         self._check_open()
         return await sockets.recvfrom(self._sock, max_bytes)
 
@@ -216,4 +225,5 @@ class UDPSocket(_SocketResource):
 
     @property
     def remote_address(self) -> Any:
+        """The connected peer's address."""
         return self._sock.getpeername()

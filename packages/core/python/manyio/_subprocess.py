@@ -126,10 +126,12 @@ class Process:
 
     @property
     def pid(self) -> int:
+        """The process id."""
         return self._popen.pid
 
     @property
     def args(self) -> Any:
+        """The command, as given."""
         return self._popen.args
 
     @property
@@ -138,6 +140,7 @@ class Process:
         return self._popen.poll()
 
     def poll(self) -> int | None:
+        """The exit status if the process has exited, else None (does not wait)."""
         return self._popen.poll()
 
     async def wait(self) -> int:
@@ -154,12 +157,15 @@ class Process:
         return self._popen.returncode
 
     def send_signal(self, sig: int) -> None:
+        """Sends signal ``sig`` to the process."""
         self._popen.send_signal(sig)
 
     def terminate(self) -> None:
+        """Sends SIGTERM."""
         self._popen.terminate()
 
     def kill(self) -> None:
+        """Sends SIGKILL."""
         self._popen.kill()
 
     def _close_pidfd(self) -> None:

@@ -73,6 +73,7 @@ class Lock(_AsyncContext):
         self._waiters: deque[tuple[Waiter, Task[Any]]] = deque()
 
     def locked(self) -> bool:
+        """True while a task holds the lock."""
         return self._owner is not None
 
     def acquire_nowait(self) -> None:
@@ -86,6 +87,7 @@ class Lock(_AsyncContext):
             self._owner = task
 
     async def acquire(self) -> None:
+        """Waits for the lock and takes it; a task cannot take a lock it holds already."""
         await checkpoint()
         task = current_task()
         with self._mutex:
@@ -113,6 +115,7 @@ class Lock(_AsyncContext):
             self._owner = None
 
     def statistics(self) -> dict[str, Any]:
+        """``locked``, ``owner`` (the holding task) and ``tasks_waiting``."""
         return {"locked": self.locked(), "owner": self._owner, "tasks_waiting": len(self._waiters)}
 
     def __repr__(self) -> str:
@@ -134,22 +137,27 @@ class Semaphore(_AsyncContext):
 
     @property
     def value(self) -> int:
+        """Permits available now."""
         return self._value
 
     @property
     def max_value(self) -> int | None:
+        """The most permits ``release`` may bring it to (None: no limit)."""
         return self._max_value
 
     def locked(self) -> bool:
+        """True when no permit is available."""
         return self._value == 0
 
     def acquire_nowait(self) -> None:
+        """Takes a permit or raises :class:`WouldBlock`."""
         with self._mutex:
             if self._value == 0 or self._waiters:
                 raise WouldBlock
             self._value -= 1
 
     async def acquire(self) -> None:
+        """Waits for a permit and takes it."""
         await checkpoint()
         with self._mutex:
             if self._value > 0 and not self._waiters:
@@ -160,6 +168,10 @@ class Semaphore(_AsyncContext):
         await _park(self._mutex, self._waiters, waiter, waiter)
 
     def release(self) -> None:
+        """Returns a permit, handing it to the longest waiting task if there is one.
+
+        Raises :class:`ValueError` above ``max_value``.
+        """
         with self._mutex:
             while self._waiters:
                 if self._waiters.popleft().complete():
@@ -169,6 +181,7 @@ class Semaphore(_AsyncContext):
             self._value += 1
 
     def statistics(self) -> dict[str, Any]:
+        """``value`` and ``tasks_waiting``."""
         return {"value": self._value, "tasks_waiting": len(self._waiters)}
 
 
@@ -188,15 +201,19 @@ class Condition(_AsyncContext):
         self._waiters: deque[Waiter] = deque()
 
     async def acquire(self) -> None:
+        """Acquires the underlying lock."""
         await self._lock.acquire()
 
     def acquire_nowait(self) -> None:
+        """Acquires the underlying lock or raises :class:`WouldBlock`."""
         self._lock.acquire_nowait()
 
     def release(self) -> None:
+        """Releases the underlying lock."""
         self._lock.release()
 
     def locked(self) -> bool:
+        """True while a task holds the underlying lock."""
         return self._lock.locked()
 
     async def wait(self) -> None:
@@ -216,6 +233,7 @@ class Condition(_AsyncContext):
                 await self._lock.acquire()
 
     async def wait_for(self, predicate: Any) -> Any:
+        """Waits (as :meth:`wait`) until ``predicate()`` is true; returns its value."""
         result = predicate()
         while not result:
             await self.wait()
@@ -223,6 +241,7 @@ class Condition(_AsyncContext):
         return result
 
     def notify(self, n: int = 1) -> None:
+        """Wakes up to ``n`` waiting tasks; the caller must hold the lock."""
         if self._lock._owner is not current_task():
             raise RuntimeError("Condition.notify() needs the lock held by this task")
         with self._mutex:
@@ -231,9 +250,11 @@ class Condition(_AsyncContext):
                     n -= 1
 
     def notify_all(self) -> None:
+        """Wakes every waiting task; the caller must hold the lock."""
         self.notify(math.inf)  # type: ignore[arg-type]
 
     def statistics(self) -> dict[str, Any]:
+        """``tasks_waiting`` and the lock's statistics."""
         return {"tasks_waiting": len(self._waiters), "lock": self._lock.statistics()}
 
 
@@ -250,10 +271,12 @@ class Barrier:
 
     @property
     def parties(self) -> int:
+        """How many tasks must arrive to release the barrier."""
         return self._parties
 
     @property
     def n_waiting(self) -> int:
+        """Tasks waiting at the barrier now."""
         return len(self._waiters)
 
     async def wait(self) -> int:
@@ -289,6 +312,7 @@ class CapacityLimiter(_AsyncContext):
 
     @property
     def total_tokens(self) -> float:
+        """How many tokens exist (an int or ``math.inf``); settable, which wakes waiters if it grows."""
         return self._total
 
     @total_tokens.setter
@@ -303,10 +327,12 @@ class CapacityLimiter(_AsyncContext):
 
     @property
     def borrowed_tokens(self) -> int:
+        """Tokens held now."""
         return len(self._borrowers)
 
     @property
     def available_tokens(self) -> float:
+        """Tokens free now."""
         return self._total - len(self._borrowers)
 
     def _hand_out(self) -> None:
@@ -317,6 +343,7 @@ class CapacityLimiter(_AsyncContext):
                 self._borrowers.discard(borrower)
 
     def acquire_on_behalf_of_nowait(self, borrower: object) -> None:
+        """Takes a token for ``borrower`` or raises :class:`WouldBlock`."""
         with self._mutex:
             if borrower in self._borrowers:
                 raise RuntimeError("this borrower already holds a token")
@@ -325,9 +352,11 @@ class CapacityLimiter(_AsyncContext):
             self._borrowers.add(borrower)
 
     def acquire_nowait(self) -> None:
+        """Takes a token for the current task or raises :class:`WouldBlock`."""
         self.acquire_on_behalf_of_nowait(current_task())
 
     async def acquire_on_behalf_of(self, borrower: object) -> None:
+        """Waits for a token and gives it to ``borrower`` (any hashable object, one token each)."""
         await checkpoint()
         with self._mutex:
             if borrower in self._borrowers:
@@ -341,9 +370,11 @@ class CapacityLimiter(_AsyncContext):
         await _park(self._mutex, self._waiters, record, waiter)
 
     async def acquire(self) -> None:
+        """Waits for a token for the current task."""
         await self.acquire_on_behalf_of(current_task())
 
     def release_on_behalf_of(self, borrower: object) -> None:
+        """Returns ``borrower``'s token."""
         with self._mutex:
             if borrower not in self._borrowers:
                 raise RuntimeError("this borrower does not hold a token")
@@ -351,9 +382,11 @@ class CapacityLimiter(_AsyncContext):
             self._hand_out()
 
     def release(self) -> None:
+        """Returns the current task's token."""
         self.release_on_behalf_of(current_task())
 
     def statistics(self) -> dict[str, Any]:
+        """``borrowed_tokens``, ``total_tokens``, ``borrowers`` and ``tasks_waiting``."""
         return {
             "borrowed_tokens": len(self._borrowers),
             "total_tokens": self._total,

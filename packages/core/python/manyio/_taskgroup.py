@@ -41,6 +41,9 @@ class TaskStatus(Generic[T]):
 class TaskGroup:
     """A nursery: ``async with manyio.TaskGroup() as tg: tg.start_soon(fn, arg)``.
 
+    ``tg.cancel_scope`` is the group's :class:`CancelScope`: cancelling it cancels every child
+    and the body of the ``async with``.
+
     Example::
 
         async with manyio.TaskGroup() as tg:

@@ -299,22 +299,28 @@ class TLSStream:
 
     @property
     def ssl_object(self) -> ssl.SSLObject:
+        """The :class:`ssl.SSLObject` of the connection."""
         return self._ssl
 
     def selected_alpn_protocol(self) -> str | None:
+        """The protocol ALPN negotiated, or None."""
         return self._ssl.selected_alpn_protocol()
 
     def getpeercert(self, binary_form: bool = False) -> Any:
+        """The peer's certificate, as :meth:`ssl.SSLSocket.getpeercert` gives it."""
         return self._ssl.getpeercert(binary_form)
 
     def cipher(self) -> tuple[str, str, int] | None:
+        """(name, protocol, secret bits) of the cipher in use."""
         return self._ssl.cipher()
 
     def version(self) -> str | None:
+        """The TLS version negotiated, e.g. ``"TLSv1.3"``."""
         return self._ssl.version()
 
     @property
     def server_hostname(self) -> str | None:
+        """The host name the peer's certificate was checked against (client side)."""
         return self._ssl.server_hostname
 
 

@@ -70,6 +70,7 @@ async def getaddrinfo(
 
 
 async def getnameinfo(sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+    """:func:`socket.getnameinfo` on the blocking pool."""
     return await to_thread(socket.getnameinfo, sockaddr, flags, abandon_on_cancel=True)
 
 

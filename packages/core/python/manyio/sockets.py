@@ -56,10 +56,12 @@ async def recv(sock: _socket.socket, nbytes: int, flags: int = 0) -> bytes:
 
 
 async def recv_into(sock: _socket.socket, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+    """Receives into ``buffer`` (up to ``nbytes``, 0: its size); returns the count, 0 at end of stream."""
     return await _io(sock, wait_readable, lambda: sock.recv_into(buffer, nbytes, flags))
 
 
 async def recvfrom(sock: _socket.socket, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+    """Receives a datagram of up to ``bufsize`` bytes; returns it and the sender's address."""
     return await _io(sock, wait_readable, lambda: sock.recvfrom(bufsize, flags))
 
 
@@ -69,6 +71,7 @@ async def send(sock: _socket.socket, data: Any, flags: int = 0) -> int:
 
 
 async def sendto(sock: _socket.socket, data: Any, address: Any) -> int:
+    """Sends a datagram to ``address``; returns the number of bytes sent."""
     return await _io(sock, wait_writable, lambda: sock.sendto(data, address))
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -144,7 +146,11 @@ def run_threads() -> list[float]:
 
     if SPEC.pg_dsn:
         raise RuntimeError("no blocking PostgreSQL driver is installed (asyncpg is async only)")
-    http = httpx.Client(limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
+    # A client per thread: httpcore's sync pool is not free-threading safe (an idle
+    # connection's expiry check, `_expire_at is not None and now > _expire_at`, races with
+    # the thread using it setting `_expire_at = None`; seen as a TypeError here).
+    local = threading.local()
+    clients: list[httpx.Client] = []
     rds = None
     if SPEC.redis_url:
         import redis
@@ -153,6 +159,9 @@ def run_threads() -> list[float]:
         rds.set(REDIS_KEY, REDIS_VALUE)
 
     def request(i: int, d_ms: float, iterations: int) -> float:
+        if (http := getattr(local, "http", None)) is None:
+            http = local.http = httpx.Client()
+            clients.append(http)
         r = http.get(SPEC.url, params={"ms": d_ms, "id": i})
         if r.text != str(i):
             raise AssertionError(f"request {i} got {r.text!r}")
@@ -162,7 +171,7 @@ def run_threads() -> list[float]:
 
     # One thread per concurrent request: the blocking I/O of all N overlaps, as the
     # coroutines' does, and the threads then share the cores for the CPU part.
-    with http, ThreadPoolExecutor(max_workers=SPEC.max_n) as pool:
+    with ThreadPoolExecutor(max_workers=SPEC.max_n) as pool:
         list(pool.map(request, range(SPEC.max_n), [0] * SPEC.max_n, [0] * SPEC.max_n))
         walls = []
         for n, d_ms, c_ms in SPEC.grid:
@@ -171,6 +180,8 @@ def run_threads() -> list[float]:
             values = list(pool.map(request, range(n), [d_ms] * n, [iterations] * n))
             walls.append(time.perf_counter() - t0)
             check_results(values, n)
+    for http in clients:
+        http.close()
     return walls
 
 
@@ -188,6 +199,6 @@ if __name__ == "__main__":
         out["walls"] = RUNNERS[SPEC.impl]()
         out["ok"] = True
     except Exception as e:
-        out.update(ok=False, error=f"{type(e).__name__}: {e}")
+        out.update(ok=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-3000:])
     out["gil_enabled"] = sys._is_gil_enabled()
     print(json.dumps(out))

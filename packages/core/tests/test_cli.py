@@ -110,14 +110,7 @@ def test_repl_exit_status_comes_from_exit() -> None:
 
 
 def test_repl_ctrl_c_cancels_the_statement_not_the_repl() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "manyio", "repl", "--threads", "2"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
+    proc = _start_repl()
     try:
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(
@@ -143,14 +136,7 @@ def test_repl_ctrl_c_cancels_the_statement_not_the_repl() -> None:
 
 
 def test_repl_ctrl_c_interrupts_statements_that_never_reach_a_checkpoint() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "manyio", "repl", "--threads", "2"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
+    proc = _start_repl()
     try:
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(
@@ -186,6 +172,18 @@ def test_repl_ctrl_c_interrupts_statements_that_never_reach_a_checkpoint() -> No
         proc.wait()
     assert proc.returncode == 0, stderr
     assert stderr.count("KeyboardInterrupt") == 2, stderr
+
+
+def _start_repl() -> subprocess.Popen[str]:
+    """The REPL on 2 workers, its stdin/stdout/stderr piped (for tests that send it signals)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "manyio", "repl", "--threads", "2"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
 
 
 def _read_until(stream: Any, marker: str) -> str:
@@ -396,14 +394,7 @@ def test_pstree_nests_children_under_parents(target: subprocess.Popen[str]) -> N
 
 
 def test_ps_sees_into_a_running_repl_statement() -> None:
-    repl = subprocess.Popen(
-        [sys.executable, "-m", "manyio", "repl", "--threads", "2"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
+    repl = _start_repl()
     try:
         assert repl.stdin is not None and repl.stdout is not None
         repl.stdin.write("print('READY', flush=True); await manyio.sleep(60)\n")

@@ -33,6 +33,8 @@ mod _core {
     #[pymodule_export]
     use crate::sync::foreign::FutureDone;
     #[pymodule_export]
+    use crate::sync::lock::{Acquire, Lock};
+    #[pymodule_export]
     use crate::sync::lot::ParkingLot;
     #[pymodule_export]
     use crate::sync::waiter::Waiter;

@@ -257,6 +257,53 @@ def test_cancelled_lock_waiter_does_not_take_the_lock(wait_until) -> None:
     run(main)
 
 
+def test_lock_acquire_in_a_cancelled_scope_raises_and_leaves_the_lock_free() -> None:
+    # acquire() is a checkpoint even when the lock is free: a cancelled task gets Cancelled,
+    # not the lock, and nothing is left held or queued.
+    async def main() -> None:
+        lock = manyio.Lock()
+        with manyio.CancelScope() as scope:
+            scope.cancel()
+            await lock.acquire()
+        assert scope.cancelled_caught
+        assert not lock.locked()
+        assert lock.statistics() == {"locked": False, "owner": None, "tasks_waiting": 0}
+        async with lock:
+            assert lock.statistics()["owner"] is manyio.current_task()
+
+    run(main)
+
+
+def test_lock_hand_off_racing_cancellation_on_two_workers() -> None:
+    # Waiters on both workers are cancelled while the lock is handed along: every hand-off
+    # either reaches a live waiter or moves on, so the survivors all get the lock in turn.
+    async def main() -> None:
+        lock = manyio.Lock()
+        got: list[int] = []
+
+        async def waiter(i: int) -> None:
+            async with lock:
+                got.append(i)
+                await manyio.checkpoint()
+
+        for _ in range(20):
+            got.clear()
+            async with manyio.TaskGroup() as tg:
+                tasks = [tg.spawn(waiter(i)) for i in range(40)]
+                await manyio.checkpoint()
+                for t in tasks[::3]:
+                    t.cancel()
+            # Each task held the lock at most once; every task not cancelled held it (a
+            # cancelled one may have got it before its cancellation landed).
+            survivors = {i for i, t in enumerate(tasks) if not t.cancelled()}
+            assert len(got) == len(set(got))
+            assert survivors <= set(got)
+            assert len(survivors) >= 26
+            assert not lock.locked() and lock.statistics()["tasks_waiting"] == 0
+
+    run(main)
+
+
 # --- Semaphore ---------------------------------------------------------------------------------
 
 

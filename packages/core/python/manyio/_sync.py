@@ -15,7 +15,8 @@ from collections import deque
 from types import TracebackType
 from typing import Any
 
-from ._core import Task, Waiter, checkpoint, current_task
+from . import _core
+from ._core import Waiter, checkpoint, current_task
 from ._exceptions import WouldBlock
 
 __all__ = [
@@ -57,8 +58,11 @@ class _AsyncContext:
         self.release()
 
 
-class Lock(_AsyncContext):
+class Lock(_core.Lock):
     """A fair mutual-exclusion lock for tasks: FIFO, owned by the task that acquired it.
+
+    ``acquire()`` is a checkpoint; ``release()`` hands the lock straight to the longest waiting
+    task. Implemented in the Rust core (``manyio._core.Lock``).
 
     Example::
 
@@ -67,59 +71,7 @@ class Lock(_AsyncContext):
             counter += 1
     """
 
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._owner: Task[Any] | None = None
-        self._waiters: deque[tuple[Waiter, Task[Any]]] = deque()
-
-    def locked(self) -> bool:
-        """True while a task holds the lock."""
-        return self._owner is not None
-
-    def acquire_nowait(self) -> None:
-        """Takes the lock or raises :class:`WouldBlock`."""
-        task = current_task()
-        with self._mutex:
-            if self._owner is task:
-                raise RuntimeError("this task already holds the lock")
-            if self._owner is not None or self._waiters:
-                raise WouldBlock
-            self._owner = task
-
-    async def acquire(self) -> None:
-        """Waits for the lock and takes it; a task cannot take a lock it holds already."""
-        await checkpoint()
-        task = current_task()
-        with self._mutex:
-            if self._owner is None and not self._waiters:
-                self._owner = task
-                return
-            if self._owner is task:
-                raise RuntimeError("this task already holds the lock")
-            waiter = Waiter()
-            record = (waiter, task)
-            self._waiters.append(record)
-        await _park(self._mutex, self._waiters, record, waiter)
-
-    def release(self) -> None:
-        """Releases the lock, handing it to the longest waiting task."""
-        task = current_task()
-        with self._mutex:
-            if self._owner is not task:
-                raise RuntimeError("the lock is not held by this task")
-            while self._waiters:
-                waiter, next_owner = self._waiters.popleft()
-                self._owner = next_owner
-                if waiter.complete():
-                    return
-            self._owner = None
-
-    def statistics(self) -> dict[str, Any]:
-        """``locked``, ``owner`` (the holding task) and ``tasks_waiting``."""
-        return {"locked": self.locked(), "owner": self._owner, "tasks_waiting": len(self._waiters)}
-
-    def __repr__(self) -> str:
-        return f"<manyio.Lock {'locked' if self.locked() else 'unlocked'} waiters={len(self._waiters)}>"
+    __slots__ = ()
 
 
 class Semaphore(_AsyncContext):

@@ -5,6 +5,7 @@ outcomes, comparing them with the known failures, and the parts of the ``results
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -47,10 +48,12 @@ def verdict(listed: bool, rate: float, target: float) -> int:
     return 1
 
 
-def fetch_sdist(name: str, version: str, cache: Path, *, marker: str, drop: str | None = None) -> Path:
-    """The unpacked sdist of ``name==version`` under ``cache`` (downloaded from the configured
-    package index once; ``marker`` is a file that shows it is complete). ``drop`` removes a
-    directory from the copy (the package itself, so the installed one is what runs)."""
+def fetch_sdist(name: str, version: str, *, marker: str, drop: str | None = None) -> Path:
+    """The unpacked sdist of ``name==version`` in manyio's cache (``$MANYIO_CACHE``, default
+    ~/.cache/manyio, under ``<name>-suite``), downloaded from the configured package index
+    once; ``marker`` is a file that shows it is complete. ``drop`` removes a directory from the
+    copy (the package itself, so the installed one is what runs)."""
+    cache = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / f"{name}-suite"
     root = cache / f"{name}-{version}"
     if (root / marker).exists():
         return root

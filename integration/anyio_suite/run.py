@@ -13,7 +13,6 @@ It exits non-zero if a test fails that is not listed, or if fewer than 95% pass.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -29,12 +28,10 @@ sys.path.insert(0, str(HERE.parent))
 
 from suite_record import fetch_sdist, outcomes, parse_args  # noqa: E402  (integration/suite_record.py)
 
-CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "anyio-suite"
-
 
 def anyio_sources() -> Path:
     """The unpacked AnyIO sdist (downloaded from the configured package index once)."""
-    return fetch_sdist("anyio", ANYIO_VERSION, CACHE, marker="tests/conftest.py")
+    return fetch_sdist("anyio", ANYIO_VERSION, marker="tests/conftest.py")
 
 
 def localhost_has_ipv6() -> bool:

@@ -42,7 +42,6 @@ from suite_record import (  # noqa: E402  (integration/suite_record.py)
     verdict,
 )
 
-CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "asyncpg-suite"
 ASYNCPG_VERSION = version("asyncpg")
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -69,7 +68,7 @@ NOT_RUN = {
 def asyncpg_sources() -> Path:
     """The unpacked asyncpg sdist. The installed asyncpg is what runs (and what manyio-asyncpg
     patches): the sdist's copy of the package is dropped, as it would shadow it."""
-    return fetch_sdist("asyncpg", ASYNCPG_VERSION, CACHE, marker="tests/test_execute.py", drop="asyncpg")
+    return fetch_sdist("asyncpg", ASYNCPG_VERSION, marker="tests/test_execute.py", drop="asyncpg")
 
 
 def server_env() -> dict[str, str]:

@@ -40,7 +40,6 @@ from suite_record import (  # noqa: E402  (integration/suite_record.py)
     verdict,
 )
 
-CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "httpx-suite"
 HTTPX_VERSION = version("httpx")
 
 # Modules with AnyIO tests, and why the others are not run.
@@ -64,7 +63,7 @@ NOT_RUN = {
 def httpx_sources() -> Path:
     """The unpacked httpx sdist; its own copy of the package is dropped so the installed httpx
     (the one manyio-httpx patches) is what runs."""
-    return fetch_sdist("httpx", HTTPX_VERSION, CACHE, marker="tests/conftest.py", drop="httpx")
+    return fetch_sdist("httpx", HTTPX_VERSION, marker="tests/conftest.py", drop="httpx")
 
 
 def run_suite(sources: Path, junit: Path, stats: Path, extra: list[str]) -> None:

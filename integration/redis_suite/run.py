@@ -47,7 +47,6 @@ from suite_record import (  # noqa: E402  (integration/suite_record.py)
     verdict,
 )
 
-CACHE = Path(os.environ.get("MANYIO_CACHE", Path.home() / ".cache" / "manyio")) / "redis-suite"
 REDIS_VERSION = version("redis")
 
 # Not for one standalone server: module name -> why.
@@ -73,7 +72,7 @@ def redis_sources() -> Path:
     """The unpacked redis-py sdist (downloaded from the configured package index once). The
     installed redis-py is what runs (and what manyio-redis patches): the sdist's own copy of
     the package is dropped, as it would shadow it from the suite's working directory."""
-    return fetch_sdist("redis", REDIS_VERSION, CACHE, marker="tests/test_asyncio/conftest.py", drop="redis")
+    return fetch_sdist("redis", REDIS_VERSION, marker="tests/test_asyncio/conftest.py", drop="redis")
 
 
 @contextlib.contextmanager

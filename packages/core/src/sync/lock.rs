@@ -17,7 +17,7 @@ use pyo3::types::PyDict;
 
 use crate::errors;
 use crate::runtime::worker;
-use crate::sync::waiter::{WaitSlot, Waiter};
+use crate::sync::waiter::{complete_slot, WaitSlot, Waiter};
 use crate::task::Task;
 
 #[derive(Default)]
@@ -109,11 +109,7 @@ impl Lock {
         }
         while let Some((slot, next)) = state.waiters.pop_front() {
             state.owner = Some(next);
-            if let Ok(woken) = slot.complete(crate::outcome::Outcome::none(py)) {
-                drop(state);
-                if let Some(t) = woken {
-                    Task::wake(t);
-                }
+            if complete_slot(py, &slot, None) {
                 return Ok(());
             }
         }

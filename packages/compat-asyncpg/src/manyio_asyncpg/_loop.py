@@ -27,6 +27,7 @@ import manyio
 from manyio import _aioshim, _core
 from manyio._aioshim import Task as _ShimTask
 
+from ._lock import SerialLock
 from ._transport import open_transport, upgrade_transport
 
 __all__ = ["SerialLoop"]
@@ -50,7 +51,7 @@ class SerialLoop:
     """
 
     def __init__(self, *, locked_tasks: bool = False, parent: Any = None) -> None:
-        self.lock = threading.RLock()
+        self.lock = SerialLock()
         self._locked_tasks = locked_tasks
         self._parent = parent
         self._runtime = _core.current_runtime()
@@ -278,7 +279,8 @@ class SerialLoop:
 
 
 class _Serial:
-    """Awaits a coroutine, holding ``loop.lock`` for each step (send or throw) of it."""
+    """Awaits a coroutine, holding ``loop.lock`` for each step (send or throw) of it; when
+    another task or callback holds the lock, the caller waits as a task, not a thread."""
 
     __slots__ = ("_coro", "_loop")
 
@@ -292,14 +294,18 @@ class _Serial:
         send: Any = None
         error: BaseException | None = None
         while True:
-            with lock:
-                try:
-                    yielded = coro.send(send) if error is None else coro.throw(error)
-                except StopIteration as stop:
-                    return stop.value
-                except BaseException:
-                    loop.run_ready()
-                    raise
+            interrupted = yield from lock.acquire_steps()
+            if interrupted is not None:
+                send, error = None, interrupted
+            try:
+                yielded = coro.send(send) if error is None else coro.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            except BaseException:
+                loop.run_ready()
+                raise
+            finally:
+                lock.release()
             error = None
             try:
                 send = yield yielded

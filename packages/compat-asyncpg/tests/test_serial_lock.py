@@ -1,0 +1,119 @@
+"""A SerialLoop's lock: steps are exclusive, and a task waiting for it does not block its worker."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import manyio
+import pytest
+from manyio_asyncpg import SerialLoop
+
+
+@pytest.mark.manyio(threads=2)
+async def test_steps_of_many_tasks_never_overlap() -> None:
+    loop = SerialLoop(locked_tasks=True)
+    inside = 0
+    overlaps = 0
+    steps = 0
+
+    def enter() -> None:
+        nonlocal inside, overlaps, steps
+        inside += 1
+        overlaps += inside > 1
+        steps += 1
+
+    async def operation() -> None:
+        nonlocal inside
+        for _ in range(20):
+            enter()
+            for _ in range(50):  # long enough for the other worker to try the lock meanwhile
+                pass
+            inside -= 1
+            await manyio.checkpoint()
+
+    async def callback_user() -> None:
+        nonlocal inside
+        for _ in range(200):
+            with loop.lock:  # a transport callback's way in: blocking, and reentrant
+                with loop.lock:
+                    enter()
+                    inside -= 1
+            await manyio.checkpoint()
+
+    async with manyio.TaskGroup() as tg:
+        for _ in range(100):
+            tg.start_soon(loop.run, operation())
+        tg.start_soon(callback_user)
+    assert overlaps == 0
+    assert steps == 100 * 20 + 200
+
+
+@pytest.mark.manyio(threads=1)
+async def test_a_task_waiting_for_the_lock_leaves_its_worker_free() -> None:
+    loop = SerialLoop()
+    held = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with loop.lock:
+            held.set()
+            release.wait(10)
+
+    async def operation() -> str:
+        return "ran"
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    await manyio.to_thread(held.wait, 10)
+    waiting = manyio.spawn(loop.run(operation()))
+    ticks = 0
+    for _ in range(20):  # the only worker keeps running tasks while `waiting` waits
+        await manyio.sleep(0.005)
+        ticks += 1
+    assert not waiting.done()
+    release.set()
+    assert await waiting == "ran"
+    await manyio.to_thread(thread.join)
+    assert ticks == 20
+
+
+@pytest.mark.manyio(threads=2)
+async def test_cancelled_while_waiting_the_operation_hears_it_under_the_lock() -> None:
+    loop = SerialLoop()
+    started = manyio.Event()
+    go = manyio.Event()
+    held = threading.Event()
+    let_go = False
+    seen: list[bool] = []
+
+    def holder() -> None:
+        nonlocal let_go
+        with loop.lock:
+            held.set()
+            time.sleep(0.5)  # past the deadline below
+            let_go = True
+
+    async def operation() -> None:
+        started.set()
+        try:
+            await go.wait()
+        except manyio.Cancelled:
+            seen.append(let_go)
+            raise
+
+    async def take_the_lock_then_wake_it() -> None:
+        await started.wait()
+        thread.start()
+        await manyio.to_thread(held.wait, 10)
+        go.set()  # the operation now wants its next step, and the lock is taken
+
+    thread = threading.Thread(target=holder)
+    async with manyio.TaskGroup() as tg:
+        tg.start_soon(take_the_lock_then_wake_it)
+        with manyio.move_on_after(0.2) as scope:
+            await loop.run(operation())
+    await manyio.to_thread(thread.join)
+    assert scope.cancelled_caught
+    # The operation heard the cancellation once, and only after the holder had let go.
+    assert seen == [True]

@@ -12,7 +12,8 @@
   touched serially (with the reader and the timers, which hold the same lock).
 * The connection's background cancel request (``Connection._cancel``, a task of its own) steps
   holding the connection's lock, and so does ``_clean_tasks``, which cancels those tasks on
-  close: both change the connection's set of pending cancellations.
+  close: both change the connection's set of pending cancellations. ``_cleanup`` (terminate,
+  close, and the protocol's connection_lost) holds it too: it hands the pool holder back.
 * The pool's acquire, release, close and expiry step holding the pool's lock. Locks are
   taken pool first, then connection, never the other way.
 """
@@ -158,19 +159,26 @@ def _on_manyio_loop(loop: Any) -> bool:
 def _install_connection(connection_class: type) -> None:
     if getattr(connection_class._cancel, "__manyio__", False):
         return
-    clean_tasks = connection_class._clean_tasks
+    connection_class._cancel = _serialized(connection_class._cancel, "_loop", "_cancel")
+    # _cleanup runs from terminate() and close() in the caller's task, and from the protocol's
+    # connection_lost in the loop's: both take the pool holder and clear the listeners.
+    connection_class._cleanup = _under_loop_lock(connection_class._cleanup)
+    connection_class._clean_tasks = _under_loop_lock(connection_class._clean_tasks)
 
-    @functools.wraps(clean_tasks)
-    def _clean_tasks(self: Any) -> None:
+
+def _under_loop_lock(method: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A synchronous Connection ``method`` run holding its SerialLoop's lock (reentrant)."""
+
+    @functools.wraps(method)
+    def locked(self: Any) -> None:
         loop = self._loop
         if type(loop) is SerialLoop:
             with loop.lock:
-                clean_tasks(self)
+                method(self)
         else:
-            clean_tasks(self)
+            method(self)
 
-    connection_class._cancel = _serialized(connection_class._cancel, "_loop", "_cancel")
-    connection_class._clean_tasks = _clean_tasks
+    return locked
 
 
 # -- pool: bookkeeping serialized -----------------------------------------------

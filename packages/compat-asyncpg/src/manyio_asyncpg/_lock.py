@@ -45,6 +45,10 @@ class SerialLock:
         if event is not None:
             event.set()
 
+    def try_acquire(self) -> bool:
+        """Takes the lock if it is free (or already the calling thread's); never waits."""
+        return self._lock.acquire(False)
+
     def acquire_steps(self) -> Generator[Any, Any, BaseException | None]:
         """``yield from`` it in a task's ``__await__`` to take the lock without blocking the
         worker. Returns the exception thrown in while it waited (a cancellation), if any:

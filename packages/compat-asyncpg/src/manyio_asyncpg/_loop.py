@@ -294,9 +294,10 @@ class _Serial:
         send: Any = None
         error: BaseException | None = None
         while True:
-            interrupted = yield from lock.acquire_steps()
-            if interrupted is not None:
-                send, error = None, interrupted
+            if not lock.try_acquire():  # the common case takes no generator
+                interrupted = yield from lock.acquire_steps()
+                if interrupted is not None:
+                    send, error = None, interrupted
             try:
                 yielded = coro.send(send) if error is None else coro.throw(error)
             except StopIteration as stop:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import manyio
 import manyio.net
+from manyio._core import wait_readable
 
 if TYPE_CHECKING:
     from ._loop import SerialLoop
@@ -54,13 +55,10 @@ class StreamTransport(asyncio.Transport):
     async def _read_loop(self) -> None:
         loop = self._loop
         try:
-            while True:
-                if not self._reading.is_set():
-                    await self._reading.wait()
-                data = await self._stream.receive(_READ_SIZE)
-                if not data:
-                    break
-                loop.deliver(self._received, data)
+            if self._direct:
+                await self._read_socket()
+            else:
+                await self._read_stream()
         except manyio.Cancelled:
             raise  # closed by us
         except (OSError, manyio.BrokenResourceError, manyio.ClosedResourceError, _ssl.SSLError) as e:
@@ -71,6 +69,35 @@ class StreamTransport(asyncio.Transport):
             loop.deliver(self._connection_lost, e)
             return
         loop.deliver(self._eof)
+
+    async def _read_socket(self) -> None:
+        """Delivers what the plain socket receives until end of stream. A reply has usually
+        not arrived yet when the previous one was delivered, so this waits for readiness and
+        then reads once: trying to read first would mostly fail (a wasted system call and an
+        exception per chunk)."""
+        sock, recv, reading, loop = self._sock, self._sock.recv, self._reading, self._loop
+        while True:
+            if not reading.is_set():
+                await reading.wait()
+            await wait_readable(sock)  # a checkpoint, even when already readable
+            try:
+                data = recv(_READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                continue  # another reader of the fd took the data, or a signal
+            if not data:
+                return
+            loop.deliver(self._received, data)
+
+    async def _read_stream(self) -> None:
+        """Delivers what a TLS stream decrypts until end of stream."""
+        receive, reading, loop = self._stream.receive, self._reading, self._loop
+        while True:
+            if not reading.is_set():
+                await reading.wait()
+            data = await receive(_READ_SIZE)
+            if not data:
+                return
+            loop.deliver(self._received, data)
 
     def _received(self, data: bytes) -> None:
         if not self._lost:

@@ -28,7 +28,7 @@ from typing import Any
 
 from manyio import _aioshim
 
-from ._loop import SerialLoop
+from ._loop import SerialLoop, Serialized
 
 # Protocol methods that start an operation on the connection (all coroutines).
 _PROTOCOL_CALLS = (
@@ -95,7 +95,7 @@ def _install_protocol(connect_utils: types.ModuleType) -> None:
         "__module__": __name__, "__doc__": _SERIAL_PROTOCOL_DOC, "__init__": __init__, "abort": abort,
     }  # fmt: skip
     for name in _PROTOCOL_CALLS:
-        namespace[name] = _serialized(getattr(base, name), "_manyio_loop", name)
+        namespace[name] = _serialized_step(getattr(base, name), name)
     _protocol_class = type("SerialProtocol", (base,), namespace)
     connect_utils.protocol = _ProtocolModule(original, _protocol_class)
 
@@ -103,14 +103,32 @@ def _install_protocol(connect_utils: types.ModuleType) -> None:
 _SERIAL_PROTOCOL_DOC = """asyncpg's Protocol whose operations step holding its loop's lock."""
 
 
+def _serialized_step(method: Any, name: str) -> Callable[..., Awaitable[Any]]:
+    """A protocol ``method`` stepping under its loop's lock. It returns the awaitable itself,
+    not a coroutine around it: asyncpg only ever awaits these at once, and every step of a
+    query passes through them, so a wrapping frame would cost on each step."""
+
+    def call(self: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        loop = self._manyio_loop
+        if type(loop) is SerialLoop:
+            return Serialized(method(self, *args, **kwargs), loop)
+        return method(self, *args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = method.__doc__
+    call.__manyio__ = True  # type: ignore[attr-defined]
+    return call
+
+
 def _serialized(method: Any, loop_attr: str, name: str) -> Callable[..., Awaitable[Any]]:
     """``method`` stepping under the lock of the object's loop (``getattr(self, loop_attr)``)
-    when that loop is a :class:`SerialLoop`; the method as it is otherwise."""
+    when that loop is a :class:`SerialLoop`; the method as it is otherwise. Still a coroutine
+    function: these are public (``Pool.release``) or handed to ``create_task``."""
 
     async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         loop = getattr(self, loop_attr)
         if type(loop) is SerialLoop:
-            return await loop.run(method(self, *args, **kwargs))
+            return await Serialized(method(self, *args, **kwargs), loop)
         return await method(self, *args, **kwargs)
 
     call.__name__ = call.__qualname__ = name

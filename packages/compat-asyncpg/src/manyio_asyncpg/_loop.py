@@ -79,7 +79,7 @@ class SerialLoop:
         so far run before the caller sees the exception, as asyncio runs them before the
         task resumes.
         """
-        return await _Serial(coro, self)
+        return await Serialized(coro, self)
 
     # -- callbacks ----------------------------------------------------------------------
 
@@ -278,7 +278,7 @@ class SerialLoop:
         return f"<manyio_asyncpg.SerialLoop at {id(self):#x}>"
 
 
-class _Serial:
+class Serialized:
     """Awaits a coroutine, holding ``loop.lock`` for each step (send or throw) of it; when
     another task or callback holds the lock, the caller waits as a task, not a thread."""
 

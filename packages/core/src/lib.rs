@@ -37,6 +37,8 @@ mod _core {
     #[pymodule_export]
     use crate::sync::lot::ParkingLot;
     #[pymodule_export]
+    use crate::sync::serial::{SerialLock, Serialized};
+    #[pymodule_export]
     use crate::sync::waiter::Waiter;
     #[pymodule_export]
     use crate::task::group::TaskGroupCore;

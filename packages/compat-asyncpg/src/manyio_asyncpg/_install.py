@@ -27,8 +27,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from manyio import _aioshim
+from manyio._core import Serialized
 
-from ._loop import SerialLoop, Serialized
+from ._loop import SerialLoop
 
 # Protocol methods that start an operation on the connection (all coroutines).
 _PROTOCOL_CALLS = (
@@ -111,7 +112,7 @@ def _serialized_step(method: Any, name: str) -> Callable[..., Awaitable[Any]]:
     def call(self: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         loop = self._manyio_loop
         if type(loop) is SerialLoop:
-            return Serialized(method(self, *args, **kwargs), loop)
+            return Serialized(method(self, *args, **kwargs), loop.lock, loop.run_ready)
         return method(self, *args, **kwargs)
 
     call.__name__ = call.__qualname__ = name
@@ -128,7 +129,7 @@ def _serialized(method: Any, loop_attr: str, name: str) -> Callable[..., Awaitab
     async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         loop = getattr(self, loop_attr)
         if type(loop) is SerialLoop:
-            return await Serialized(method(self, *args, **kwargs), loop)
+            return await Serialized(method(self, *args, **kwargs), loop.lock, loop.run_ready)
         return await method(self, *args, **kwargs)
 
     call.__name__ = call.__qualname__ = name

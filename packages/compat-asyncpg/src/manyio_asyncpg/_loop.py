@@ -20,14 +20,14 @@ import heapq
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import manyio
 from manyio import _aioshim, _core
 from manyio._aioshim import Task as _ShimTask
+from manyio._core import Serialized, SerialLock
 
-from ._lock import SerialLock
 from ._transport import open_transport, upgrade_transport
 
 __all__ = ["SerialLoop"]
@@ -79,7 +79,7 @@ class SerialLoop:
         so far run before the caller sees the exception, as asyncio runs them before the
         task resumes.
         """
-        return await Serialized(coro, self)
+        return await Serialized(coro, self.lock, self.run_ready)
 
     # -- callbacks ----------------------------------------------------------------------
 
@@ -276,42 +276,6 @@ class SerialLoop:
 
     def __repr__(self) -> str:
         return f"<manyio_asyncpg.SerialLoop at {id(self):#x}>"
-
-
-class Serialized:
-    """Awaits a coroutine, holding ``loop.lock`` for each step (send or throw) of it; when
-    another task or callback holds the lock, the caller waits as a task, not a thread."""
-
-    __slots__ = ("_coro", "_loop")
-
-    def __init__(self, coro: Coroutine[Any, Any, T], loop: SerialLoop) -> None:
-        self._coro = coro
-        self._loop = loop
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, loop = self._coro, self._loop
-        lock = loop.lock
-        send: Any = None
-        error: BaseException | None = None
-        while True:
-            if not lock.try_acquire():  # the common case takes no generator
-                interrupted = yield from lock.acquire_steps()
-                if interrupted is not None:
-                    send, error = None, interrupted
-            try:
-                yielded = coro.send(send) if error is None else coro.throw(error)
-            except StopIteration as stop:
-                return stop.value
-            except BaseException:
-                loop.run_ready()
-                raise
-            finally:
-                lock.release()
-            error = None
-            try:
-                send = yield yielded
-            except BaseException as e:
-                send, error = None, e
 
 
 class Task(_ShimTask):

@@ -82,7 +82,7 @@ class StreamTransport(asyncio.Transport):
             await wait_readable(sock)  # a checkpoint, even when already readable
             try:
                 data = recv(_READ_SIZE)
-            except (BlockingIOError, InterruptedError):
+            except BlockingIOError, InterruptedError:
                 continue  # another reader of the fd took the data, or a signal
             if not data:
                 return

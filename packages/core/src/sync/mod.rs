@@ -3,4 +3,5 @@ pub mod event;
 pub mod foreign;
 pub mod lock;
 pub mod lot;
+pub mod serial;
 pub mod waiter;

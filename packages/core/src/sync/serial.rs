@@ -11,17 +11,16 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::ptr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use manyio_engine::Completion;
 use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyStopIteration};
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::sync::waiter::{complete_slot, WaitSlot, Waiter};
+use crate::task::stepped::Stepped;
 
 thread_local! {
     static TOKEN: Cell<u8> = const { Cell::new(0) };
@@ -198,12 +197,6 @@ enum Input {
     Throw(Py<PyAny>),
 }
 
-enum Stepped {
-    Yielded(Py<PyAny>),
-    Returned(Py<PyAny>),
-    Raised(PyErr),
-}
-
 /// While parked for the lock: what the coroutine is to receive once the lock is taken, and
 /// the slot a release completes.
 struct Parked {
@@ -288,34 +281,10 @@ impl Serialized {
 
     fn step(&self, py: Python<'_>, input: Input) -> Stepped {
         match input {
-            Input::Send(value) => {
-                let mut out: *mut ffi::PyObject = ptr::null_mut();
-                // SAFETY: coro and value are live references; PyIter_Send stores a new
-                // reference in `out` for RETURN and NEXT and sets an exception for ERROR.
-                let r = unsafe { ffi::PyIter_Send(self.coro.as_ptr(), value.as_ptr(), &mut out) };
-                if r == ffi::PySendResult::PYGEN_ERROR {
-                    return Stepped::Raised(PyErr::fetch(py));
-                }
-                // SAFETY: see above: `out` is a new, non-null reference here.
-                let v = unsafe { Bound::from_owned_ptr(py, out) }.unbind();
-                if r == ffi::PySendResult::PYGEN_RETURN {
-                    Stepped::Returned(v)
-                } else {
-                    Stepped::Yielded(v)
-                }
+            Input::Send(value) => Stepped::send(py, &self.coro, &value),
+            Input::Throw(exc) => {
+                Stepped::of_throw(py, self.coro.bind(py).call_method1("throw", (exc,)))
             }
-            Input::Throw(exc) => match self.coro.bind(py).call_method1("throw", (exc,)) {
-                Ok(v) => Stepped::Yielded(v.unbind()),
-                Err(e) if e.is_instance_of::<PyStopIteration>(py) => {
-                    let value = e
-                        .value(py)
-                        .getattr("value")
-                        .map(Bound::unbind)
-                        .unwrap_or_else(|_| py.None());
-                    Stepped::Returned(value)
-                }
-                Err(e) => Stepped::Raised(e),
-            },
         }
     }
 }

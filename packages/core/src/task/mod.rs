@@ -3,6 +3,7 @@ pub mod cancel;
 mod claims;
 pub mod group;
 mod step;
+pub mod stepped;
 pub mod strand;
 
 use std::sync::atomic::{AtomicBool, Ordering};

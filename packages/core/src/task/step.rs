@@ -10,15 +10,15 @@
 //! The same decision is taken right after a task parks, so a wait that starts inside an
 //! already-cancelled scope raises immediately.
 
-use std::ptr;
 use std::sync::atomic::Ordering;
 
 use manyio_engine::{Registered, RunEnd};
-use pyo3::exceptions::{PyStopIteration, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use super::stepped::Stepped;
 use super::{lock, Task};
 use crate::errors;
 use crate::outcome::Outcome;
@@ -30,12 +30,6 @@ enum Resume {
     Send,
     Throw(Py<PyAny>),
     ParkAgain,
-}
-
-enum Stepped {
-    Yielded(Py<PyAny>),
-    Returned(Py<PyAny>),
-    Raised(PyErr),
 }
 
 impl Task {
@@ -157,32 +151,15 @@ impl Task {
             Some(c) => c.clone_ref(py),
             None => return Stepped::Raised(PyTypeError::new_err("task has no coroutine")),
         };
-        let mut out: *mut ffi::PyObject = ptr::null_mut();
-        // SAFETY: coro and context are live objects we hold references to; PyIter_Send stores
-        // a new reference in `out` for RETURN and NEXT, and sets an exception for ERROR.
-        let r = unsafe {
-            if ffi::PyContext_Enter(self.context.as_ptr()) < 0 {
-                return Stepped::Raised(PyErr::fetch(py));
-            }
-            let r = ffi::PyIter_Send(coro.as_ptr(), ffi::Py_None(), &mut out);
-            let err = if r == ffi::PySendResult::PYGEN_ERROR {
-                Some(PyErr::fetch(py))
-            } else {
-                None
-            };
-            ffi::PyContext_Exit(self.context.as_ptr());
-            if let Some(e) = err {
-                return Stepped::Raised(e);
-            }
-            r
-        };
-        // SAFETY: see above: `out` is a new, non-null reference here.
-        let value = unsafe { Bound::from_owned_ptr(py, out) }.unbind();
-        if r == ffi::PySendResult::PYGEN_RETURN {
-            Stepped::Returned(value)
-        } else {
-            Stepped::Yielded(value)
+        // SAFETY: the context is a live object we hold a reference to; it is exited below
+        // after the step (which fetched its own error, if any) whatever the step did.
+        if unsafe { ffi::PyContext_Enter(self.context.as_ptr()) } < 0 {
+            return Stepped::Raised(PyErr::fetch(py));
         }
+        let stepped = Stepped::send(py, &coro, &py.None());
+        // SAFETY: entered above.
+        unsafe { ffi::PyContext_Exit(self.context.as_ptr()) };
+        stepped
     }
 
     fn throw(&self, py: Python<'_>, exc: Py<PyAny>) -> Stepped {
@@ -195,18 +172,7 @@ impl Task {
             .bind(py)
             .getattr("throw")
             .and_then(|throw| ctx.call_method1("run", (throw, exc)));
-        match result {
-            Ok(v) => Stepped::Yielded(v.unbind()),
-            Err(e) if e.is_instance_of::<PyStopIteration>(py) => {
-                let value = e
-                    .value(py)
-                    .getattr("value")
-                    .map(Bound::unbind)
-                    .unwrap_or_else(|_| py.None());
-                Stepped::Returned(value)
-            }
-            Err(e) => Stepped::Raised(e),
-        }
+        Stepped::of_throw(py, result)
     }
 }
 

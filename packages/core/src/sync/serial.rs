@@ -118,17 +118,19 @@ impl Shared {
         }
     }
 
-    /// Takes the lock now (true), or parks the caller on `slot` until a release.
-    fn take_or_park(&self, slot: &Arc<WaitSlot>) -> bool {
+    /// Takes the lock now (None), or parks the caller until a release: the slot that
+    /// release completes. The slot is only made when needed: most steps find the lock free.
+    fn take_or_park(&self) -> Option<Arc<WaitSlot>> {
         let me = this_thread();
         let mut s = self.state();
         if s.owner == 0 || s.owner == me {
             s.owner = me;
             s.depth += 1;
-            return true;
+            return None;
         }
+        let slot: Arc<WaitSlot> = Arc::new(Completion::new());
         s.parked.push_back(slot.clone());
-        false
+        Some(slot)
     }
 
     /// Forgets a parked slot; false if a release already took it off the list.
@@ -261,10 +263,9 @@ impl Serialized {
 
     /// Takes the lock (giving back `input`), or parks on it (giving back the waiter to yield).
     fn take_or_park(&self, py: Python<'_>, input: Input) -> PyResult<Result<Input, Py<PyAny>>> {
-        let slot: Arc<WaitSlot> = Arc::new(Completion::new());
-        if self.lock.take_or_park(&slot) {
+        let Some(slot) = self.lock.take_or_park() else {
             return Ok(Ok(input));
-        }
+        };
         let lock = Arc::downgrade(&self.lock);
         let mine = Arc::downgrade(&slot);
         let waiter = Waiter::new(

@@ -6,6 +6,7 @@ Everything runs in child processes, as a user would: the REPL reads a piped stdi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -110,25 +111,19 @@ def test_repl_exit_status_comes_from_exit() -> None:
 
 
 def test_repl_ctrl_c_cancels_the_statement_not_the_repl() -> None:
-    proc = _start_repl()
-    try:
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(
-            "try:\n"
-            "    print('SLEEPING', flush=True); await manyio.sleep(60)\n"
-            "finally:\n"
-            "    print('FINALLY', flush=True)\n"
-            "\n"
-            "print('AFTER', flush=True)\n"
-        )
-        proc.stdin.flush()
-        _read_until(proc.stdout, "SLEEPING")
+    script = (
+        "try:\n"
+        "    print('SLEEPING', flush=True); await manyio.sleep(60)\n"
+        "finally:\n"
+        "    print('FINALLY', flush=True)\n"
+        "\n"
+        "print('AFTER', flush=True)\n"
+    )
+    with _repl(script) as (proc, stdin, stdout_pipe):
+        _read_until(stdout_pipe, "SLEEPING")
         proc.send_signal(signal.SIGINT)
-        proc.stdin.close()
+        stdin.close()
         stdout, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        proc.kill()
-        proc.wait()
     assert proc.returncode == 0, stderr
     assert "KeyboardInterrupt" in stderr
     assert "FINALLY" in stdout
@@ -136,47 +131,43 @@ def test_repl_ctrl_c_cancels_the_statement_not_the_repl() -> None:
 
 
 def test_repl_ctrl_c_interrupts_statements_that_never_reach_a_checkpoint() -> None:
-    proc = _start_repl()
-    try:
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(
-            # No await at all: the first Ctrl-C interrupts it.
-            "n = 0\n"
-            "while True:\n"
-            "    n += 1\n"
-            "    if n == 1: print('SPIN', flush=True)\n"
-            "\n"
-            "print('AFTER SPIN', n > 0, flush=True)\n"
-            # Awaits, then spins: cancelling cannot land, so the second Ctrl-C interrupts it.
-            "async def spin():\n"
-            "    await manyio.sleep(0)\n"
-            "    print('ASYNC SPIN', flush=True)\n"
-            "    while True: pass\n"
-            "\n"
-            "await spin()\n"
-            "print('AFTER ASYNC SPIN', flush=True)\n"
-        )
-        proc.stdin.flush()
-        _read_until(proc.stdout, "SPIN\n")
+    script = (
+        # No await at all: the first Ctrl-C interrupts it.
+        "n = 0\n"
+        "while True:\n"
+        "    n += 1\n"
+        "    if n == 1: print('SPIN', flush=True)\n"
+        "\n"
+        "print('AFTER SPIN', n > 0, flush=True)\n"
+        # Awaits, then spins: cancelling cannot land, so the second Ctrl-C interrupts it.
+        "async def spin():\n"
+        "    await manyio.sleep(0)\n"
+        "    print('ASYNC SPIN', flush=True)\n"
+        "    while True: pass\n"
+        "\n"
+        "await spin()\n"
+        "print('AFTER ASYNC SPIN', flush=True)\n"
+    )
+    with _repl(script) as (proc, stdin, stdout):
+        _read_until(stdout, "SPIN\n")
         proc.send_signal(signal.SIGINT)
-        _read_until(proc.stdout, "AFTER SPIN True")
-        _read_until(proc.stdout, "ASYNC SPIN")
+        _read_until(stdout, "AFTER SPIN True")
+        _read_until(stdout, "ASYNC SPIN")
         proc.send_signal(signal.SIGINT)
         time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        _read_until(proc.stdout, "AFTER ASYNC SPIN")
-        proc.stdin.close()
+        _read_until(stdout, "AFTER ASYNC SPIN")
+        stdin.close()
         _, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        proc.kill()
-        proc.wait()
     assert proc.returncode == 0, stderr
     assert stderr.count("KeyboardInterrupt") == 2, stderr
 
 
-def _start_repl() -> subprocess.Popen[str]:
-    """The REPL on 2 workers, its stdin/stdout/stderr piped (for tests that send it signals)."""
-    return subprocess.Popen(
+@contextlib.contextmanager
+def _repl(script: str) -> Iterator[tuple[subprocess.Popen[str], Any, Any]]:
+    """The REPL on 2 workers, its pipes open and ``script`` typed in (for tests that send it
+    signals or watch it run); killed on the way out, whatever happened."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "manyio", "repl", "--threads", "2"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -184,6 +175,14 @@ def _start_repl() -> subprocess.Popen[str]:
         text=True,
         env=_env(),
     )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(script)
+        proc.stdin.flush()
+        yield proc, proc.stdin, proc.stdout
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def _read_until(stream: Any, marker: str) -> str:
@@ -394,16 +393,9 @@ def test_pstree_nests_children_under_parents(target: subprocess.Popen[str]) -> N
 
 
 def test_ps_sees_into_a_running_repl_statement() -> None:
-    repl = _start_repl()
-    try:
-        assert repl.stdin is not None and repl.stdout is not None
-        repl.stdin.write("print('READY', flush=True); await manyio.sleep(60)\n")
-        repl.stdin.flush()
-        _read_until(repl.stdout, "READY")
+    with _repl("print('READY', flush=True); await manyio.sleep(60)\n") as (repl, _, stdout):
+        _read_until(stdout, "READY")
         proc = _manyio("ps", str(repl.pid), "--json")
-    finally:
-        repl.kill()
-        repl.wait()
     assert proc.returncode == 0, proc.stderr
     tasks = _by_name(json.loads(proc.stdout))
     innermost = tasks["repl-statement"]["stack"][-1]

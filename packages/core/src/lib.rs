@@ -53,7 +53,7 @@ mod _core {
     use crate::py::functions::{
         all_tasks, call_on_main_thread, cancel_shielded_checkpoint, check_cancelled, checkpoint,
         current_effective_deadline, current_runtime, current_task, current_time,
-        from_thread_runtime, sleep, sleep_until, spawn, to_thread_raw,
+        from_thread_runtime, on_manyio, sleep, sleep_until, spawn, to_thread_raw,
     };
     #[pymodule_export]
     use crate::py::io::{notify_closing, wait_readable, wait_writable};

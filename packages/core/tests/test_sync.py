@@ -274,6 +274,40 @@ def test_lock_acquire_in_a_cancelled_scope_raises_and_leaves_the_lock_free() -> 
     run(main)
 
 
+def test_lock_acquire_unchecked_takes_a_free_lock_even_when_cancelled() -> None:
+    # asyncio's semantics, for the shim: no checkpoint on a free lock, so a cancelled task's
+    # `finally` can still take it; a taken lock is waited for, and that wait is cancellable.
+    async def main() -> None:
+        lock = manyio.Lock()
+        with manyio.CancelScope() as scope:
+            scope.cancel()
+            await lock.acquire_unchecked()
+            assert lock.statistics()["owner"] is manyio.current_task()
+            with pytest.raises(manyio.Cancelled):
+                await manyio.checkpoint()
+        lock.release()
+
+        async def holder(started: manyio.Event, stop: manyio.Event) -> None:
+            async with lock:
+                started.set()
+                await stop.wait()
+
+        started, stop = manyio.Event(), manyio.Event()
+        task = manyio.spawn(holder(started, stop))
+        await started.wait()
+        with manyio.move_on_after(0.02) as waited:
+            await lock.acquire_unchecked()
+        assert waited.cancelled_caught
+        assert lock.statistics()["tasks_waiting"] == 0
+        stop.set()
+        await task
+        await lock.acquire_unchecked()
+        assert lock.statistics()["owner"] is manyio.current_task()
+        lock.release()
+
+    run(main)
+
+
 def test_lock_hand_off_racing_cancellation_on_two_workers() -> None:
     # Waiters on both workers are cancelled while the lock is handed along: every hand-off
     # either reaches a live waiter or moves on, so the survivors all get the lock in turn.

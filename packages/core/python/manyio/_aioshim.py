@@ -507,9 +507,6 @@ class _Lazy:
 
 
 async def _acquire(lock: Any) -> None:
-    # asyncio's acquire of a free lock does not yield, so it is no cancellation point; code
-    # written for asyncio relies on that (redis-py takes its pool lock in ``finally`` blocks
-    # of cancelled tasks). manyio's acquire is a checkpoint: take a free lock without one.
     try:
         lock.acquire_nowait()
     except manyio.WouldBlock:
@@ -517,14 +514,20 @@ async def _acquire(lock: Any) -> None:
 
 
 class _Acquirable(_Lazy):
-    """What ``Lock`` and ``Condition`` share: acquire, release, ``async with``."""
+    """What ``Lock`` and ``Condition`` share: acquire, release, ``async with``.
+
+    asyncio's acquire of a free lock does not yield, so it is no cancellation point; code
+    written for asyncio relies on that (redis-py takes its pool lock in ``finally`` blocks of
+    cancelled tasks). manyio's ``acquire`` is a checkpoint, so the manyio side takes a free
+    lock without one. ``async with`` returns the implementation's awaitables directly: redis-py
+    enters its pool lock twice per command.
+    """
+
+    # How the manyio side takes its lock (an unbound function: no frame of ours per call).
+    _acquire_manyio: Callable[[Any], Awaitable[None]] = staticmethod(_acquire)
 
     async def acquire(self) -> bool:
-        impl = self._impl()
-        if impl is self._m:
-            await _acquire(impl)
-        else:
-            await impl.acquire()
+        await self.__aenter__()
         return True
 
     def release(self) -> None:
@@ -533,16 +536,22 @@ class _Acquirable(_Lazy):
     def locked(self) -> bool:
         return self._existing().locked()
 
-    async def __aenter__(self) -> None:
-        await self.acquire()
+    # The two below inline _impl and _existing for manyio's side.
+    def __aenter__(self) -> Awaitable[None]:
+        if on_manyio():
+            return self._acquire_manyio(self._m if self._m is not None else self._impl())
+        return self._impl().__aenter__()
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._existing().release()
+    def __aexit__(self, *exc_info: object) -> Awaitable[None]:
+        if self._m is not None and (self._a is None or on_manyio()):
+            return self._m.__aexit__(*exc_info)
+        return self._existing().__aexit__(*exc_info)
 
 
 class Lock(_Acquirable):
     _manyio_factory = manyio.Lock
     _asyncio_factory = _asyncio.Lock
+    _acquire_manyio = staticmethod(manyio.Lock.acquire_unchecked)
 
 
 class Condition(_Acquirable):

@@ -12,12 +12,11 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 
-from ._core import current_task as _manyio_current_task
+from ._core import on_manyio
 
 __all__ = ["available", "on_manyio", "patch", "patch_all"]
 
@@ -25,21 +24,6 @@ GROUP = "manyio.compat"
 
 _applied: dict[str, object] = {}
 _lock = threading.Lock()
-
-
-def on_manyio() -> bool:
-    """True when the caller is a manyio task and not an asyncio task.
-
-    Adapters answer a library's async calls with manyio's primitives only then: an asyncio
-    task (on asyncio's own loop, or on a :mod:`manyio.asyncio` facade loop inside a strand)
-    keeps stock asyncio behaviour, so both kinds of program work in one process.
-    """
-    try:
-        _manyio_current_task()
-    except RuntimeError:
-        return False
-    loop = asyncio._get_running_loop()
-    return loop is None or asyncio.current_task(loop) is None
 
 
 def available() -> dict[str, EntryPoint]:

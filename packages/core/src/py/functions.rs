@@ -152,6 +152,35 @@ pub fn current_task(py: Python<'_>) -> PyResult<Py<Task>> {
     worker::current_task(py).ok_or_else(|| errors::no_runtime("manyio.current_task()"))
 }
 
+/// True when the caller is a manyio task and not an asyncio task.
+///
+/// Adapters answer a library's async calls with manyio's primitives only then: an asyncio
+/// task (on asyncio's own loop, or on a :mod:`manyio.asyncio` facade loop inside a strand)
+/// keeps stock asyncio behaviour, so both kinds of program work in one process.
+// Native because adapters ask on nearly every call they intercept (six times per redis
+// command): a manyio task with no asyncio loop in its thread costs one call into asyncio.
+#[pyfunction]
+pub fn on_manyio(py: Python<'_>) -> PyResult<bool> {
+    if worker::current_task_id().is_none() {
+        return Ok(false);
+    }
+    static ASYNCIO: pyo3::sync::PyOnceLock<Py<PyModule>> = pyo3::sync::PyOnceLock::new();
+    let asyncio = ASYNCIO
+        .get_or_try_init(py, || py.import("asyncio").map(Bound::unbind))?
+        .bind(py);
+    // Looked up on each call, not cached: tests and facades may patch these functions.
+    let running = asyncio
+        .getattr(pyo3::intern!(py, "_get_running_loop"))?
+        .call0()?;
+    if running.is_none() {
+        return Ok(true);
+    }
+    let task = asyncio
+        .getattr(pyo3::intern!(py, "current_task"))?
+        .call1((running,))?;
+    Ok(task.is_none())
+}
+
 /// Every task of the current runtime that has not finished, oldest first.
 #[pyfunction]
 pub fn all_tasks(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {

@@ -100,6 +100,14 @@ impl Lock {
         Ok(Acquire::new(&self.state))
     }
 
+    /// ``await lock.acquire_unchecked()`` takes a free lock without a checkpoint, as
+    /// asyncio's ``Lock.acquire`` does; a taken lock is waited for as by ``acquire()``.
+    /// Code written for asyncio takes locks in ``finally`` blocks of cancelled tasks and
+    /// relies on that (the asyncio shim uses it); manyio code should use ``acquire()``.
+    fn acquire_unchecked(&self) -> Acquire {
+        Acquire::unchecked(&self.state)
+    }
+
     /// Releases the lock, handing it to the longest waiting task.
     fn release(&self, py: Python<'_>) -> PyResult<()> {
         let task = caller(py, "Lock.release()")?;
@@ -173,6 +181,14 @@ impl Acquire {
         Self {
             state: Arc::downgrade(state),
             step: AtomicU8::new(START),
+        }
+    }
+
+    /// Skips the checkpoint: the first resume takes the lock or parks.
+    fn unchecked(state: &Arc<Mutex<State>>) -> Self {
+        Self {
+            state: Arc::downgrade(state),
+            step: AtomicU8::new(CHECKED),
         }
     }
 

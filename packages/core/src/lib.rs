@@ -56,5 +56,5 @@ mod _core {
         from_thread_runtime, on_manyio, sleep, sleep_until, spawn, to_thread_raw,
     };
     #[pymodule_export]
-    use crate::py::io::{notify_closing, wait_readable, wait_writable};
+    use crate::py::io::{notify_closing, try_recv, wait_readable, wait_writable};
 }

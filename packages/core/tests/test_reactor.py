@@ -656,3 +656,18 @@ def test_waiting_outside_a_runtime_raises_runtime_error() -> None:
             manyio.wait_readable(a)
         with pytest.raises(RuntimeError):
             manyio.wait_writable(a)
+
+
+def test_try_recv_reports_nothing_data_and_end_of_stream_without_raising() -> None:
+    a, b = socket.socketpair()  # blocking sockets: try_recv must not block on them either
+    with a, b:
+        assert manyio._core.try_recv(a, 10) is None
+        b.sendall(b"hello world")
+        assert manyio._core.try_recv(a.fileno(), 5) == b"hello"
+        assert manyio._core.try_recv(a, 1 << 20) == b" world"
+        assert manyio._core.try_recv(a, 10) is None
+        b.close()
+        assert manyio._core.try_recv(a, 10) == b""
+    with pytest.raises(OSError) as info:
+        manyio._core.try_recv(a.fileno(), 10)  # closed: -1
+    assert info.value.errno == errno.EBADF

@@ -18,6 +18,7 @@ import ssl as _ssl
 from typing import Any
 
 import manyio
+from manyio._core import try_recv
 from manyio.net import connect_tcp, connect_unix
 
 __all__ = ["StreamReader", "StreamWriter", "open_connection", "open_unix_connection"]
@@ -53,15 +54,15 @@ class StreamReader:
         if not self._buf and not self._eof:
             try:
                 sock = self._sock
-                data = sock.recv(_CHUNK) if sock is not None else self._stream.receive_nowait(_CHUNK)
-            except BlockingIOError, manyio.WouldBlock:
+                data = try_recv(sock, _CHUNK) if sock is not None else self._stream.receive_nowait(_CHUNK)
+            except manyio.WouldBlock:
                 pass
             except manyio.BrokenResourceError, manyio.ClosedResourceError, OSError:
                 self._eof = True
             else:
                 if data:
                     self._buf += data
-                else:
+                elif data is not None:
                     self._eof = True
         return self._buf
 
@@ -79,12 +80,8 @@ class StreamReader:
         sock = self._sock
         try:
             if sock is not None:
-                while True:
-                    try:
-                        data = sock.recv(_CHUNK)
-                        break
-                    except BlockingIOError:
-                        await manyio.wait_readable(sock)
+                while (data := try_recv(sock, _CHUNK)) is None:
+                    await manyio.wait_readable(sock)
             else:
                 try:
                     data = self._stream.receive_nowait(_CHUNK)

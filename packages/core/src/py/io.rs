@@ -1,9 +1,11 @@
 //! `wait_readable`, `wait_writable`, `notify_closing`: readiness of any file descriptor.
 
+use std::cell::RefCell;
 use std::os::fd::RawFd;
 
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use crate::errors;
 use crate::io::reactor::{Direction, WaitError};
@@ -45,6 +47,46 @@ pub fn wait_readable(py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Waiter> 
 #[pyfunction]
 pub fn wait_writable(py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Waiter> {
     wait(py, fd, Direction::Write, "manyio.wait_writable()")
+}
+
+/// Receives up to `max_bytes` (at most 64 KiB a call) from a socket without waiting: the
+/// bytes (``b""`` at end of stream), or None when nothing has arrived. Other errors raise
+/// ``OSError``.
+///
+/// What ``sock.recv`` does on a non-blocking socket, minus the ``BlockingIOError``. Readers
+/// that look before they wait (``manyio.sockets.recv``, ``SocketStream.receive_nowait``, the
+/// redis adapter) mostly find nothing, and each miss built, raised and caught an exception
+/// whose message goes through ``strerror``.
+#[pyfunction]
+pub fn try_recv<'py>(
+    py: Python<'py>,
+    sock: &Bound<'py, PyAny>,
+    max_bytes: usize,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    const CHUNK: usize = 64 * 1024;
+    thread_local! {
+        static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; CHUNK]);
+    }
+    let fd = as_fd(sock)?;
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let want = max_bytes.min(CHUNK);
+        // SAFETY: `buf` holds at least `want` writable bytes; MSG_DONTWAIT never blocks.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), want, libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(Some(PyBytes::new(py, &buf[..n as usize])));
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            // EINTR too: the caller waits for readiness, which returns at once if data is there.
+            Some(libc::EAGAIN | libc::EINTR) => Ok(None),
+            _ => {
+                // errno is still recv's: the same OSError subclass and message as sock.recv.
+                // SAFETY: sets the error indicator, which fetch takes at once.
+                unsafe { pyo3::ffi::PyErr_SetFromErrno(pyo3::ffi::PyExc_OSError) };
+                Err(PyErr::fetch(py))
+            }
+        }
+    })
 }
 
 /// Call before closing `fd`: tasks waiting on it raise `ClosedResourceError`, and so do waits

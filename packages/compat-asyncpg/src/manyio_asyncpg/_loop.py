@@ -16,7 +16,9 @@ that needs one runs on :mod:`manyio.asyncio`); it carries no selector and no thr
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
+import itertools
 import logging
 import threading
 from collections import deque
@@ -62,7 +64,9 @@ class SerialLoop:
         self._cancelled_timers = 0
         self._timer_task_running = False
         self._timer_wake: manyio.Event | None = None
-        self._debug = False
+        self.set_debug(False)
+        # Three futures per query: a C partial instead of the method's Python frame.
+        self.create_future = functools.partial(asyncio.Future, loop=self)  # type: ignore[method-assign]
         self._closed = False
         self._done_handle = asyncio.Handle(_noop, (), self, None)  # type: ignore[arg-type]
 
@@ -131,8 +135,7 @@ class SerialLoop:
 
     # -- timers -------------------------------------------------------------------------
 
-    def time(self) -> float:
-        return manyio.current_time()
+    time = staticmethod(manyio.current_time)
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any, context: Any = None):
         return self.call_at(self.time() + delay, callback, *args, context=context)
@@ -252,7 +255,10 @@ class SerialLoop:
         return self._debug
 
     def set_debug(self, enabled: bool) -> None:
-        self._debug = enabled
+        self._debug = bool(enabled)
+        # asyncio's Future and Handle ask get_debug() on creation: seven times per query.
+        # A C callable returning the flag saves a Python frame each time.
+        self.get_debug = itertools.repeat(self._debug).__next__  # type: ignore[method-assign]
 
     def is_running(self) -> bool:
         return not self._closed

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import sockets
-from ._core import checkpoint, notify_closing
+from ._core import checkpoint, notify_closing, try_recv
 from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceError, WouldBlock
 
 __all__ = ["SocketListener", "SocketStream", "UDPSocket"]
@@ -153,10 +153,10 @@ class SocketStream(_SocketResource):
             raise ValueError("max_bytes must be >= 1")
         with self._receive_guard, self._translate_errors():
             self._check_open()
-            try:
-                return self._sock.recv(max_bytes)
-            except BlockingIOError:
-                raise WouldBlock from None
+            data = try_recv(self._sock, max_bytes)
+            if data is None:
+                raise WouldBlock
+            return data
 
     async def send_eof(self) -> None:
         """Shuts down the sending direction; the peer then reads ``b""``."""

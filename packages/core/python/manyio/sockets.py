@@ -24,6 +24,7 @@ from ._core import (
     check_cancelled,
     checkpoint,
     sleep,
+    try_recv,
     wait_readable,
     wait_writable,
 )
@@ -44,6 +45,8 @@ async def _io(sock: _socket.socket, wait: Callable[[Any], Any], op: Callable[[],
         try:
             result = op()
         except BlockingIOError, InterruptedError:
+            result = None
+        if result is None:  # would block (try_recv says so without raising)
             await wait(sock)
             continue
         await cancel_shielded_checkpoint()
@@ -52,7 +55,9 @@ async def _io(sock: _socket.socket, wait: Callable[[Any], Any], op: Callable[[],
 
 async def recv(sock: _socket.socket, nbytes: int, flags: int = 0) -> bytes:
     """Receives up to ``nbytes``; ``b""`` at end of stream."""
-    return await _io(sock, wait_readable, lambda: sock.recv(nbytes, flags))
+    if flags:
+        return await _io(sock, wait_readable, lambda: sock.recv(nbytes, flags))
+    return await _io(sock, wait_readable, lambda: try_recv(sock, nbytes))
 
 
 async def recv_into(sock: _socket.socket, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:

@@ -211,6 +211,44 @@ def test_ctrl_c_cancels_main_runs_finally_blocks_and_raises_keyboard_interrupt()
     assert proc.stdout.strip() == "KeyboardInterrupt ['background finally', 'main finally'] True", proc.stderr
 
 
+def test_ctrl_c_at_any_moment_of_start_up_raises_keyboard_interrupt_and_leaks_no_worker() -> None:
+    # A SIGINT sent as run() starts lands anywhere: in Runtime.__init__ between creating the
+    # core runtime and registering its finalizer, in the main-thread check, or in the task.
+    # Each time run() must raise KeyboardInterrupt (not hang, not lose it), and the workers
+    # must be gone afterwards (not left to attach to a finalizing interpreter).
+    code = textwrap.dedent(
+        """
+        import os, signal, sys, threading
+        import manyio
+
+        def threads():
+            return len(os.listdir("/proc/self/task"))
+
+        async def main():
+            await manyio.sleep(100)
+
+        baseline = threads()
+        interrupted = 0
+        for delay in [0.0] * 20 + [0.0005 * i for i in range(20)]:
+            timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+            try:
+                timer.start()
+                manyio.run(main, threads=2)
+            except KeyboardInterrupt:
+                interrupted += 1
+            timer.join()
+            assert threads() == baseline, (delay, threads(), baseline)
+        print(interrupted)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "40", proc.stdout + proc.stderr
+    assert "panicked" not in proc.stderr and "SystemError" not in proc.stderr, proc.stderr
+
+
 # --- @manyio.main --------------------------------------------------------------------------
 
 

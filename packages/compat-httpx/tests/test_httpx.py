@@ -229,7 +229,7 @@ async def test_slow_endpoint_read_timeout_on_time(servers: Servers) -> None:
         with pytest.raises(httpx.ReadTimeout):
             await client.get("/slow/3", timeout=httpx.Timeout(5, read=0.4))
         elapsed = time.monotonic() - start
-        assert 0.4 <= elapsed < 0.6, elapsed
+        assert 0.4 <= elapsed < 1.0, elapsed  # the read timeout, well before the 5 s total
         assert (await client.get("/bytes/3")).content == body_for(3, 0)
 
 

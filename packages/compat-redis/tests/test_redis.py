@@ -285,7 +285,7 @@ async def test_socket_timeout_is_enforced() -> None:
         with pytest.raises(redis.TimeoutError):
             await r.get("k")
         elapsed = time.monotonic() - start
-        assert 0.35 < elapsed < 0.6, elapsed  # within 1.5x of the timeout
+        assert 0.35 < elapsed < 0.8, elapsed  # within 2x of the timeout (a loaded CI machine)
         await r.aclose()
 
         # The TLS handshake never completes either: socket_connect_timeout bounds it.
@@ -295,7 +295,7 @@ async def test_socket_timeout_is_enforced() -> None:
         start = time.monotonic()
         with pytest.raises(redis.TimeoutError):
             await r.ping()
-        assert 0.25 < time.monotonic() - start < 0.45
+        assert 0.25 < time.monotonic() - start < 0.6
         await r.aclose()
         tg.cancel_scope.cancel()
     for stream in held:

@@ -10,6 +10,7 @@ here: helpers are handed out as fixtures.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +18,12 @@ import manyio
 import pytest
 
 WaitUntil = Callable[..., Awaitable[None]]
+
+# A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored in
+# the children the Ctrl-C tests start (Python then installs no KeyboardInterrupt handler).
+# Those tests need Ctrl-C to work, however this suite was started.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 async def _wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> None:

@@ -125,6 +125,7 @@ def test_previous_handlers_are_restored(run_script: RunScript) -> None:
 
         signal.signal(signal.SIGUSR1, mine)
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # nohup would have it ignored
 
         async def main():
             results = []

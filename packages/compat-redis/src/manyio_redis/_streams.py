@@ -189,8 +189,13 @@ class StreamWriter:
             # Plain sockets: send directly; wait in manyio's reactor only when the kernel's
             # buffer is full. Like asyncio's drain, this is no checkpoint when it need not wait.
             sock = self._sock
-            with memoryview(data) as view:
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
                 sent = 0
+            if sent == len(data):  # a command nearly always fits the kernel's buffer
+                return
+            with memoryview(data) as view:
                 while sent < len(view):
                     try:
                         sent += sock.send(view[sent:])

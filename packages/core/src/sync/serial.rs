@@ -42,6 +42,18 @@ struct State {
     parked: VecDeque<Arc<WaitSlot>>,
 }
 
+impl State {
+    /// Takes the lock for `me` if it is free or already `me`'s (one level deeper).
+    fn take(&mut self, me: usize) -> bool {
+        if self.owner != 0 && self.owner != me {
+            return false;
+        }
+        self.owner = me;
+        self.depth += 1;
+        true
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
@@ -54,18 +66,7 @@ impl Shared {
     }
 
     fn try_acquire(&self) -> bool {
-        let me = this_thread();
-        let mut s = self.state();
-        if s.owner == 0 {
-            s.owner = me;
-            s.depth = 1;
-            true
-        } else if s.owner == me {
-            s.depth += 1;
-            true
-        } else {
-            false
-        }
+        self.state().take(this_thread())
     }
 
     fn acquire(&self, py: Python<'_>) {
@@ -121,11 +122,8 @@ impl Shared {
     /// Takes the lock now (None), or parks the caller until a release: the slot that
     /// release completes. The slot is only made when needed: most steps find the lock free.
     fn take_or_park(&self) -> Option<Arc<WaitSlot>> {
-        let me = this_thread();
         let mut s = self.state();
-        if s.owner == 0 || s.owner == me {
-            s.owner = me;
-            s.depth += 1;
+        if s.take(this_thread()) {
             return None;
         }
         let slot: Arc<WaitSlot> = Arc::new(Completion::new());

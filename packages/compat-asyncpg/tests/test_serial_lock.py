@@ -117,3 +117,32 @@ async def test_cancelled_while_waiting_the_operation_hears_it_under_the_lock() -
     assert scope.cancelled_caught
     # The operation heard the cancellation once, and only after the holder had let go.
     assert seen == [True]
+
+
+async def test_an_operation_called_in_a_cancelled_scope_runs_until_its_first_await() -> None:
+    # asyncio code calls an operation from the cleanup of a cancelled task (asyncpg's acquire
+    # context releases the connection in __aexit__) and asyncio runs it up to its first await.
+    # Waiting for the lock must not cancel it before it starts: that leaked pool connections.
+    loop = SerialLoop()
+    held = threading.Event()
+    ran: list[str] = []
+
+    def holder() -> None:
+        with loop.lock:
+            held.set()
+            time.sleep(0.2)
+
+    async def operation() -> None:
+        ran.append("first step")
+        await manyio.checkpoint()
+        ran.append("after its first await")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    await manyio.to_thread(held.wait, 10)
+    with manyio.CancelScope() as scope:
+        scope.cancel()
+        await loop.run(operation())
+    await manyio.to_thread(thread.join)
+    assert scope.cancelled_caught
+    assert ran == ["first step"]

@@ -11,6 +11,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use manyio_engine::Completion;
@@ -215,6 +216,8 @@ pub struct Serialized {
     lock: Arc<Shared>,
     on_error: Option<Py<PyAny>>,
     parked: Mutex<Option<Parked>>,
+    /// Set by the first step.
+    started: AtomicBool,
 }
 
 impl Serialized {
@@ -226,11 +229,18 @@ impl Serialized {
         let previous = self.parked().take();
         let input = match (previous, input) {
             // Cancelled while parked (the scheduler aborted the slot, which unparked it):
-            // the coroutine hears it, holding the lock like every other step.
+            // the coroutine hears it, holding the lock like every other step. Unless it has
+            // not started: asyncio code calls it synchronously, so nothing cancels it before
+            // its first await (asyncpg's pool releases connections so from cancelled tasks).
+            // Cancellation is level-triggered, so that first await raises.
             (Some(p), Input::Throw(exc)) => {
                 self.lock.unpark(&p.slot);
                 self.lock.acquire(py);
-                Input::Throw(exc)
+                if self.started.load(Ordering::Relaxed) {
+                    Input::Throw(exc)
+                } else {
+                    p.input
+                }
             }
             // Woken by a release: try again with what the coroutine was waiting for.
             (Some(p), Input::Send(_)) => match self.take_or_park(py, p.input)? {
@@ -279,6 +289,7 @@ impl Serialized {
     }
 
     fn step(&self, py: Python<'_>, input: Input) -> Stepped {
+        self.started.store(true, Ordering::Relaxed);
         match input {
             Input::Send(value) => Stepped::send(py, &self.coro, &value),
             Input::Throw(exc) => {
@@ -298,6 +309,7 @@ impl Serialized {
             lock: lock.shared.clone(),
             on_error,
             parked: Mutex::new(None),
+            started: AtomicBool::new(false),
         }
     }
 

@@ -6,7 +6,7 @@
 #
 # then, in any 3.14t environment:  pip install --find-links OUT_DIR "manyio[all]"
 #
-# The core wheel is built by maturin (its PEP 517 backend, through `uv build`) in the
+# The core and manyio-redis wheels (Rust extensions) are built by maturin (its PEP 517 backend, through `uv build`) in the
 # release profile into the workspace's Cargo target/ (or $CARGO_TARGET_DIR): the same
 # profile, target dir, features and interpreter as the editable build of `./dev setup`
 # (pyproject's `use-base-python` keeps PYO3_PYTHON stable), so on a machine where that ran,
@@ -29,7 +29,7 @@ cd "$ROOT"
 # copy of the sources with a fresh target dir). maturin's PEP 517 backend tags wheels
 # "linux_x86_64" unless told otherwise; "--compatibility pypi" makes it check the extension's
 # glibc symbols and tag the wheel manylinux (it only inspects the built file: no recompile).
-# hatchling, building the adapters, ignores the setting.
+# hatchling, building the other adapters, ignores the setting.
 "$UV" build --all-packages --wheel --out-dir "$OUT" --python "$PY" \
   --config-setting "build-args=--compatibility pypi"
 ls -1 "$OUT"/*.whl

@@ -9,7 +9,8 @@ them: SET of a key of their own, then GET of it, checking the value each time. K
 Implementations: ``asyncio`` and ``uvloop`` run the tasks with ``asyncio.gather``; ``manyio``
 runs the same client code in manyio tasks (``manyio_redis.patch()``), in parallel on the
 workers; ``redis-benchmark`` (the server's own C client, ``-c 50``, ``-P 16`` when pipelined,
-SET and GET) is the ceiling. No hiredis anywhere: redis-py's pure-Python parser throughout.
+SET and GET) is the ceiling. No hiredis anywhere: asyncio and uvloop parse with redis-py's
+pure-Python parser, manyio with manyio-redis's (RESP parsing and command packing in Rust).
 The server is the one at ``MANYIO_REDIS_URL`` (default 127.0.0.1:6379, database 9).
 """
 

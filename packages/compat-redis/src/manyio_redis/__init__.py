@@ -23,8 +23,9 @@ tasks redis-py's sockets are manyio's, its timeouts are cancel scopes with real 
 thread-safe locks. asyncio tasks in the same process (on asyncio's loop or on a
 :mod:`manyio.asyncio` facade) keep getting stock asyncio: see :mod:`manyio_redis._aio`.
 
-hiredis is never imported by this package: it would turn the GIL back on; redis-py's
-pure-Python RESP parser is used.
+hiredis is never imported by this package: it would turn the GIL back on. In its place,
+replies are parsed and commands packed by this package's Rust module (``_resp``), behind
+redis-py's own parser classes; see :mod:`manyio_redis._parser`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Any
 import manyio
 from manyio import _aioshim
 
-from . import _aio
+from . import _aio, _parser
 
 __all__ = ["patch", "patched_modules"]
 
@@ -66,7 +67,7 @@ def patch() -> list[str]:
     if "hiredis" in sys.modules:
         raise RuntimeError(
             "hiredis is imported: it re-enables the GIL on free-threaded Python; uninstall it "
-            "(redis-py falls back to its pure-Python parser)"
+            "(manyio-redis parses RESP in Rust without it)"
         )
     import redis.asyncio
 
@@ -85,6 +86,7 @@ def patch() -> list[str]:
             if _patch_module(module, replacements):
                 _patched.append(name)
         _shield_cleanup()
+        _parser.install()
         import redis.asyncio.lock
 
         redis.asyncio.lock.threading = _aio.threading_for_redis_lock  # type: ignore[attr-defined]

@@ -154,7 +154,7 @@ fn pack_command<'py>(
     errors: &str,
     cutoff: usize,
 ) -> PyResult<Option<Bound<'py, PyList>>> {
-    pack::pack(py, args, &pack::Codec { encoding, errors }, cutoff)
+    pack::pack(py, args, &pack::Codec::new(encoding, errors), cutoff)
 }
 
 #[pymodule(gil_used = false)]

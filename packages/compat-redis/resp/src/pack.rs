@@ -5,6 +5,7 @@
 //! `None` and uses redis-py's own code, so subclasses and errors behave as they always did.
 
 use std::ffi::CString;
+use std::io::Write;
 
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
@@ -35,21 +36,28 @@ impl Arg<'_> {
 }
 
 pub struct Codec<'a> {
-    pub encoding: &'a str,
-    pub errors: &'a str,
+    encoding: &'a str,
+    errors: &'a str,
+    /// UTF-8 with errors="strict": what nearly every client uses, done without a codec lookup.
+    utf8_strict: bool,
 }
 
-impl Codec<'_> {
-    /// UTF-8 with errors="strict": what nearly every client uses, done without a codec lookup.
-    fn utf8_strict(&self) -> bool {
-        let e = self.encoding.to_ascii_lowercase();
-        matches!(e.as_str(), "utf-8" | "utf8" | "utf_8") && self.errors == "strict"
+impl<'a> Codec<'a> {
+    pub fn new(encoding: &'a str, errors: &'a str) -> Self {
+        let utf8 = ["utf-8", "utf8", "utf_8"]
+            .iter()
+            .any(|name| encoding.eq_ignore_ascii_case(name));
+        Self {
+            encoding,
+            errors,
+            utf8_strict: utf8 && errors == "strict",
+        }
     }
 }
 
 /// A `str` encoded as `str.encode(encoding, errors)` would.
 fn encode_str<'py>(s: &Bound<'py, PyString>, codec: &Codec<'_>) -> PyResult<Arg<'py>> {
-    if codec.utf8_strict() {
+    if codec.utf8_strict {
         let mut len: isize = 0;
         // SAFETY: `s` is a str; the returned UTF-8 buffer lives as long as `s` (kept in Arg).
         let p = unsafe { pyo3::ffi::PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut len) };
@@ -134,13 +142,13 @@ pub fn pack<'py>(
     }
 
     let output = PyList::empty(py);
-    let mut buff = format!("*{}\r\n", encoded.len()).into_bytes();
+    let mut buff = Vec::with_capacity(64);
+    write!(buff, "*{}\r\n", encoded.len())?;
     for arg in &encoded {
         let data = arg.bytes();
-        let header = format!("${}\r\n", data.len());
         if buff.len() > cutoff || data.len() > cutoff {
             // Large values travel as their own object rather than being copied into one.
-            buff.extend_from_slice(header.as_bytes());
+            write!(buff, "${}\r\n", data.len())?;
             output.append(PyBytes::new(py, &buff))?;
             match arg {
                 Arg::Object(obj, _) if obj.is_exact_instance_of::<PyBytes>() => {
@@ -151,7 +159,7 @@ pub fn pack<'py>(
             buff.clear();
             buff.extend_from_slice(b"\r\n");
         } else {
-            buff.extend_from_slice(header.as_bytes());
+            write!(buff, "${}\r\n", data.len())?;
             buff.extend_from_slice(data);
             buff.extend_from_slice(b"\r\n");
         }

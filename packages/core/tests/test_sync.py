@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import types
 
 import manyio
 import pytest
@@ -334,6 +335,88 @@ def test_lock_hand_off_racing_cancellation_on_two_workers() -> None:
             assert survivors <= set(got)
             assert len(survivors) >= 26
             assert not lock.locked() and lock.statistics()["tasks_waiting"] == 0
+
+    run(main)
+
+
+def _busy_until(predicate, limit: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    """Polls ``predicate`` without yielding (the calling task keeps running); False on timeout."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+    return True
+
+
+@types.coroutine
+def _suspend(awaitable_step: object):  # type: ignore[no-untyped-def]
+    """Hands what an awaitable yielded to the scheduler and returns what it resumes with."""
+    return (yield awaitable_step)
+
+
+def test_lock_first_waiter_spins_while_the_owner_runs_on_another_worker() -> None:
+    # The owner keeps running (no await) until a waiter queues on the other worker. That
+    # waiter spins in its place instead of parking, and the release hands it the lock while it
+    # still runs: its acquire finishes without ever yielding to the scheduler.
+    async def main() -> int:
+        lock = manyio.Lock()
+        released = False
+
+        async def waiter() -> bool:
+            steps = lock.acquire_unchecked().__await__()
+            parked = False
+            try:
+                while True:
+                    yielded = next(steps)
+                    parked = True
+                    await _suspend(yielded)
+            except StopIteration:
+                pass
+            assert released  # mutual exclusion through the hand-off
+            lock.release()
+            return not parked
+
+        without_parking = 0
+        for _ in range(50):
+            released = False
+            await lock.acquire()
+            task = manyio.spawn(waiter())
+            assert _busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
+            released = True
+            lock.release()
+            without_parking += await task
+            assert not lock.locked()
+        return without_parking
+
+    # Every round spins unless the owner's thread was descheduled for the whole spin.
+    assert run(main) >= 25
+
+
+def test_lock_waiter_stops_spinning_when_the_owner_awaits(wait_until) -> None:
+    async def main() -> None:
+        lock = manyio.Lock()
+        await lock.acquire()
+        task = manyio.spawn(lock.acquire())
+        assert _busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
+        await manyio.sleep(0.01)  # holds the lock without running: the waiter parks
+        assert task.blocked()
+        lock.release()
+        await task
+        assert lock.statistics()["owner"] is task
+
+    run(main)
+
+
+def test_lock_waiter_spins_only_briefly_while_the_owner_keeps_running() -> None:
+    async def main() -> None:
+        lock = manyio.Lock()
+        await lock.acquire()
+        task = manyio.spawn(lock.acquire())
+        assert _busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
+        # Still running and holding the lock: the waiter must give up spinning and park.
+        assert _busy_until(task.blocked)
+        lock.release()
+        await task
 
     run(main)
 

@@ -98,6 +98,11 @@ impl TaskState {
     pub fn is_done(&self) -> bool {
         self.0.load(Ordering::Acquire) & DONE != 0
     }
+
+    /// In the middle of a step on some thread.
+    pub fn is_running(&self) -> bool {
+        self.0.load(Ordering::Acquire) & RUNNING != 0
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -108,9 +113,13 @@ mod tests {
     fn wake_while_running_reschedules() {
         let s = TaskState::new_scheduled();
         assert!(!s.wake(), "already scheduled");
+        assert!(!s.is_running());
         s.start_step();
+        assert!(s.is_running());
         assert!(!s.wake(), "running: only marks notified");
+        assert!(s.is_running());
         assert_eq!(s.end_step(), RunEnd::Reschedule);
+        assert!(!s.is_running(), "rescheduled, not running");
         s.start_step();
         assert_eq!(s.end_step(), RunEnd::Parked);
         assert!(s.wake(), "parked: the waker enqueues");

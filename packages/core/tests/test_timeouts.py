@@ -236,3 +236,34 @@ def test_timeouts_in_many_tasks_at_once() -> None:
     t0 = time.monotonic()
     assert all(run(main))
     assert time.monotonic() - t0 < 5
+
+
+def test_deadlines_set_while_nobody_polls_wake_nobody() -> None:
+    # One worker, running this task: nobody sleeps in the poller, so entering scopes with
+    # deadlines (each one moves the earliest deadline of an empty timer table) must not write
+    # to the poller's waker; the next poll reads the deadline itself.
+    async def main() -> int:
+        before = manyio.stats()["poller_wakeups"]
+        for _ in range(1000):
+            with manyio.move_on_after(10):
+                pass
+        return manyio.stats()["poller_wakeups"] - before
+
+    assert run(main, threads=1) == 0
+
+
+def test_a_nearer_deadline_wakes_the_worker_sleeping_in_the_poller() -> None:
+    async def main() -> tuple[float, int]:
+        # The other worker goes to sleep in the poller with no deadline at all.
+        deadline = time.monotonic() + 5
+        while manyio.stats()["sleeping_workers"] < 1:
+            assert time.monotonic() < deadline
+        before = manyio.stats()["poller_wakeups"]
+        t0 = time.monotonic()
+        with manyio.move_on_after(0.05):
+            await manyio.sleep(10)  # this worker sleeps too, not in the poller (it is taken)
+        return time.monotonic() - t0, manyio.stats()["poller_wakeups"] - before
+
+    elapsed, wakeups = run(main, threads=2)
+    assert 0.04 < elapsed < 2
+    assert wakeups >= 1

@@ -12,6 +12,9 @@ __all__ = ["stats"]
 def stats() -> dict[str, Any]:
     """Workers, run-queue depths, steals, parks, live tasks and timers of the current runtime.
 
+    ``poller_wakeups`` counts how often a worker sleeping in the I/O poller was woken from
+    another thread (for new work or a nearer timer deadline).
+
     Example::
 
         print(manyio.stats()["live_tasks"])

@@ -5,6 +5,7 @@
 //! what lets a worker release the interpreter while blocked in it.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use manyio_engine::Unblock;
@@ -65,12 +66,16 @@ impl Driver {
     }
 }
 
-/// Interrupts the worker blocked in the driver.
-pub struct DriverWaker<'a>(pub &'a Waker);
+/// Interrupts the worker blocked in the driver, counting how often (`manyio.stats()`).
+pub struct DriverWaker<'a> {
+    pub waker: &'a Waker,
+    pub count: &'a AtomicU64,
+}
 
 impl Unblock for DriverWaker<'_> {
     fn unblock(&self) {
-        if let Err(e) = self.0.wake() {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.waker.wake() {
             eprintln!("manyio: could not wake the poller: {e}");
         }
     }

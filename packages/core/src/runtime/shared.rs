@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
-use manyio_engine::{Idle, Parker};
+use manyio_engine::{Idle, Parker, Unblock};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -53,6 +53,7 @@ pub struct Shared {
     idle: Idle,
     driver: Mutex<Option<Driver>>,
     waker: mio::Waker,
+    poller_wakeups: AtomicU64,
     next_id: AtomicU64,
     closed: AtomicBool,
     shutdown: AtomicBool,
@@ -85,6 +86,7 @@ impl Shared {
             locals: Python::attach(|py| PyDict::new(py).unbind()),
             driver: Mutex::new(Some(driver)),
             waker,
+            poller_wakeups: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
@@ -144,15 +146,22 @@ impl Shared {
         self.schedule(task);
     }
 
+    fn driver_waker(&self) -> DriverWaker<'_> {
+        DriverWaker {
+            waker: &self.waker,
+            count: &self.poller_wakeups,
+        }
+    }
+
     fn notify_one(&self) {
         if let Some(w) = self.idle.pop_sleeper() {
-            self.parkers[w].unpark(&DriverWaker(&self.waker));
+            self.parkers[w].unpark(&self.driver_waker());
         }
     }
 
     pub fn unpark_all(&self) {
         for p in &self.parkers {
-            p.unpark(&DriverWaker(&self.waker));
+            p.unpark(&self.driver_waker());
         }
     }
 
@@ -208,7 +217,7 @@ impl Shared {
     pub fn add_timer(&self, deadline_ns: u64, action: TimerAction) -> TimerKey {
         let (key, wake) = self.timers.insert(deadline_ns, action);
         if wake {
-            DriverWaker(&self.waker).unblock_now();
+            self.driver_waker().unblock();
         }
         key
     }
@@ -316,16 +325,14 @@ impl Shared {
         d.set_item("polls", sum(|s| &s.polls))?;
         d.set_item("steals", sum(|s| &s.steals))?;
         d.set_item("parks", sum(|s| &s.parks))?;
+        d.set_item(
+            "poller_wakeups",
+            self.poller_wakeups.load(Ordering::Relaxed),
+        )?;
         d.set_item("sleeping_workers", self.idle.sleeping())?;
         d.set_item("live_tasks", self.registry.len())?;
         d.set_item("timers", self.timers.len())?;
         d.set_item("blocking_threads", self.blocking.threads())?;
         Ok(d)
-    }
-}
-
-impl DriverWaker<'_> {
-    fn unblock_now(&self) {
-        manyio_engine::Unblock::unblock(self);
     }
 }

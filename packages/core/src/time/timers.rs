@@ -18,6 +18,10 @@ use crate::task::cancel::{CancelNode, DEADLINE_EXCEEDED};
 
 pub type TimerKey = (u64, u64);
 
+/// `polling_until` while nobody sleeps in the poller: no deadline is earlier, so an insert
+/// wakes nobody (the next poller reads the earliest deadline itself).
+const NOT_POLLING: u64 = 0;
+
 pub enum TimerAction {
     /// Complete a sleep with `None`.
     Complete(Arc<WaitSlot>),
@@ -29,7 +33,7 @@ pub struct Timers {
     map: Mutex<BTreeMap<TimerKey, TimerAction>>,
     seq: AtomicU64,
     earliest: AtomicU64,
-    /// The deadline the poller sleeps until (`u64::MAX`: not sleeping in the poller).
+    /// The deadline the poller sleeps until (`u64::MAX`: no deadline), or [`NOT_POLLING`].
     polling_until: AtomicU64,
     count: AtomicUsize,
 }
@@ -40,7 +44,7 @@ impl Default for Timers {
             map: Mutex::new(BTreeMap::new()),
             seq: AtomicU64::new(0),
             earliest: AtomicU64::new(u64::MAX),
-            polling_until: AtomicU64::new(u64::MAX),
+            polling_until: AtomicU64::new(NOT_POLLING),
             count: AtomicUsize::new(0),
         }
     }
@@ -93,7 +97,7 @@ impl Timers {
     }
 
     pub fn end_poll(&self) {
-        self.polling_until.store(u64::MAX, Ordering::SeqCst);
+        self.polling_until.store(NOT_POLLING, Ordering::SeqCst);
     }
 
     pub fn is_due(&self, now_ns: u64) -> bool {

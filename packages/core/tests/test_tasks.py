@@ -356,7 +356,8 @@ def test_stats_has_the_documented_keys() -> None:
         return manyio.stats()
 
     stats = run(main, threads=3)
-    for key in ("workers", "run_queue_depths", "steals", "parks", "live_tasks", "timers"):
+    keys = ("workers", "run_queue_depths", "steals", "parks", "poller_wakeups", "live_tasks", "timers")
+    for key in keys:
         assert key in stats
     assert stats["workers"] == 3
     assert isinstance(stats["run_queue_depths"], list)

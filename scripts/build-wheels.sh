@@ -6,12 +6,12 @@
 #
 # then, in any 3.14t environment:  pip install --find-links OUT_DIR "manyio[all]"
 #
-# The core and manyio-redis wheels (Rust extensions) are built by maturin (its PEP 517 backend, through `uv build`) in the
-# release profile into the workspace's Cargo target/ (or $CARGO_TARGET_DIR): the same
-# profile, target dir, features and interpreter as the editable build of `./dev setup`
-# (pyproject's `use-base-python` keeps PYO3_PYTHON stable), so on a machine where that ran,
-# cargo finds every artifact fresh and only the wheel is packed. Keep RUSTFLAGS the same as
-# for `./dev setup` (unset) or cargo rebuilds everything.
+# The core and manyio-redis wheels (Rust extensions) are built by maturin (its PEP 517
+# backend, through `uv build`) in the release profile into the workspace's Cargo target/ (or
+# $CARGO_TARGET_DIR): the same profile, target dir, features and interpreter as the editable
+# build of `./dev setup` (pyproject's `use-base-python` keeps PYO3_PYTHON stable), so on a
+# machine where that ran, cargo finds every artifact fresh and only the wheel is packed. Keep
+# RUSTFLAGS the same as for `./dev setup` (unset) or cargo rebuilds everything.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(realpath -m "${1:-$ROOT/dist}")

@@ -127,9 +127,10 @@ def _python(vpy: Path, code: str, tmp_path: Path, *args: str) -> subprocess.Comp
     return _run([str(vpy), "-c", textwrap.dedent(code), *args], timeout=120, cwd=tmp_path, env=_clean_env())
 
 
-def _assert_native_wheel(wheels: dict[str, Path], dist: str) -> set[str]:
-    """A cp314t manylinux wheel holding one extension and its ``.pyi``; returns its names."""
-    _meta, tags, _record, names = _wheel_meta(wheels[dist])
+def _assert_native_wheel(wheels: dict[str, Path], dist: str) -> tuple[email.message.Message, set[str]]:
+    """A cp314t manylinux wheel holding one extension and its ``.pyi``; returns its metadata
+    and file names."""
+    meta, tags, _record, names = _wheel_meta(wheels[dist])
     for tag in tags.get_all("Tag") or []:
         python, abi, platform = tag.split("-")
         assert (python, abi) == ("cp314", "cp314t"), tag
@@ -142,12 +143,11 @@ def _assert_native_wheel(wheels: dict[str, Path], dist: str) -> set[str]:
     extensions = [n for n in names if n.startswith(f"{module}.") and n.endswith(".so")]
     assert len(extensions) == 1 and ".cpython-314t-" in extensions[0], extensions
     assert not [n for n in names if "/tests/" in n or n.endswith((".rs", ".pyc"))], "stray files in the wheel"
-    return names
+    return meta, names
 
 
 def test_core_wheel_is_a_cp314t_linux_wheel_with_types_and_extras(wheels: dict[str, Path]) -> None:
-    names = _assert_native_wheel(wheels, "manyio")
-    meta = _wheel_meta(wheels["manyio"])[0]
+    meta, names = _assert_native_wheel(wheels, "manyio")
     assert "manyio/py.typed" in names
     assert meta["Requires-Python"] == ">=3.14" and meta["License-Expression"] and meta["Summary"]
     assert meta.get_payload().strip(), "no long description (readme)"

@@ -18,6 +18,7 @@ import manyio
 import pytest
 
 WaitUntil = Callable[..., Awaitable[None]]
+BusyUntil = Callable[..., None]
 
 # A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored in
 # the children the Ctrl-C tests start (Python then installs no KeyboardInterrupt handler).
@@ -38,3 +39,17 @@ async def _wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> 
 def wait_until() -> WaitUntil:
     """``await wait_until(predicate, timeout=5.0)``: sleeps in small steps until it holds."""
     return _wait_until
+
+
+def _busy_until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout} s: {predicate!r}")
+
+
+@pytest.fixture
+def busy_until() -> BusyUntil:
+    """``busy_until(predicate, timeout=5.0)``: polls without yielding, so the calling task keeps
+    running (holding what it holds) until the predicate holds."""
+    return _busy_until

@@ -339,22 +339,13 @@ def test_lock_hand_off_racing_cancellation_on_two_workers() -> None:
     run(main)
 
 
-def _busy_until(predicate, limit: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    """Polls ``predicate`` without yielding (the calling task keeps running); False on timeout."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-    return True
-
-
 @types.coroutine
 def _suspend(awaitable_step: object):  # type: ignore[no-untyped-def]
     """Hands what an awaitable yielded to the scheduler and returns what it resumes with."""
     return (yield awaitable_step)
 
 
-def test_lock_first_waiter_spins_while_the_owner_runs_on_another_worker() -> None:
+def test_lock_first_waiter_spins_while_the_owner_runs_on_another_worker(busy_until) -> None:
     # The owner keeps running (no await) until a waiter queues on the other worker. That
     # waiter spins in its place instead of parking, and the release hands it the lock while it
     # still runs: its acquire finishes without ever yielding to the scheduler.
@@ -381,7 +372,7 @@ def test_lock_first_waiter_spins_while_the_owner_runs_on_another_worker() -> Non
             released = False
             await lock.acquire()
             task = manyio.spawn(waiter())
-            assert _busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
+            busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
             released = True
             lock.release()
             without_parking += await task
@@ -392,12 +383,12 @@ def test_lock_first_waiter_spins_while_the_owner_runs_on_another_worker() -> Non
     assert run(main) >= 25
 
 
-def test_lock_waiter_stops_spinning_when_the_owner_awaits(wait_until) -> None:
+def test_lock_waiter_stops_spinning_when_the_owner_awaits(busy_until) -> None:
     async def main() -> None:
         lock = manyio.Lock()
         await lock.acquire()
         task = manyio.spawn(lock.acquire())
-        assert _busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
+        busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
         await manyio.sleep(0.01)  # holds the lock without running: the waiter parks
         assert task.blocked()
         lock.release()
@@ -407,14 +398,14 @@ def test_lock_waiter_stops_spinning_when_the_owner_awaits(wait_until) -> None:
     run(main)
 
 
-def test_lock_waiter_spins_only_briefly_while_the_owner_keeps_running() -> None:
+def test_lock_waiter_spins_only_briefly_while_the_owner_keeps_running(busy_until) -> None:
     async def main() -> None:
         lock = manyio.Lock()
         await lock.acquire()
         task = manyio.spawn(lock.acquire())
-        assert _busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
+        busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
         # Still running and holding the lock: the waiter must give up spinning and park.
-        assert _busy_until(task.blocked)
+        busy_until(task.blocked)
         lock.release()
         await task
 

@@ -144,8 +144,8 @@ impl ReplyParser {
 }
 
 /// redis-py's `pack_command(*args)` for an `Encoder(encoding, errors)`, cutting at `cutoff`;
-/// None when an argument needs redis-py's own encoder (anything but exact bytes, str, int
-/// and float).
+/// None when redis-py's own encoder must do it (an argument other than exact bytes, str, int
+/// and float, or codec names with a NUL in them).
 #[pyfunction]
 fn pack_command<'py>(
     py: Python<'py>,
@@ -154,7 +154,10 @@ fn pack_command<'py>(
     errors: &str,
     cutoff: usize,
 ) -> PyResult<Option<Bound<'py, PyList>>> {
-    pack::pack(py, args, &pack::Codec::new(encoding, errors), cutoff)
+    match pack::Codec::new(encoding, errors) {
+        Some(codec) => pack::pack(py, args, &codec, cutoff),
+        None => Ok(None),
+    }
 }
 
 #[pymodule(gil_used = false)]

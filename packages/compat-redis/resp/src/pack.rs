@@ -35,41 +35,46 @@ impl Arg<'_> {
     }
 }
 
-pub struct Codec<'a> {
-    encoding: &'a str,
-    errors: &'a str,
+pub enum Codec {
     /// UTF-8 with errors="strict": what nearly every client uses, done without a codec lookup.
-    utf8_strict: bool,
+    Utf8Strict,
+    /// Any other codec, by the names `str.encode` takes (made once per command).
+    Named { encoding: CString, errors: CString },
 }
 
-impl<'a> Codec<'a> {
-    pub fn new(encoding: &'a str, errors: &'a str) -> Self {
+impl Codec {
+    /// None for names no codec can have (a NUL inside): redis-py's encoder reports those.
+    pub fn new(encoding: &str, errors: &str) -> Option<Self> {
         let utf8 = ["utf-8", "utf8", "utf_8"]
             .iter()
             .any(|name| encoding.eq_ignore_ascii_case(name));
-        Self {
-            encoding,
-            errors,
-            utf8_strict: utf8 && errors == "strict",
-        }
+        Some(if utf8 && errors == "strict" {
+            Codec::Utf8Strict
+        } else {
+            Codec::Named {
+                encoding: CString::new(encoding).ok()?,
+                errors: CString::new(errors).ok()?,
+            }
+        })
     }
 }
 
 /// A `str` encoded as `str.encode(encoding, errors)` would.
-fn encode_str<'py>(s: &Bound<'py, PyString>, codec: &Codec<'_>) -> PyResult<Arg<'py>> {
-    if codec.utf8_strict {
-        let mut len: isize = 0;
-        // SAFETY: `s` is a str; the returned UTF-8 buffer lives as long as `s` (kept in Arg).
-        let p = unsafe { pyo3::ffi::PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut len) };
-        if p.is_null() {
-            return Err(PyErr::fetch(s.py()));
+fn encode_str<'py>(s: &Bound<'py, PyString>, codec: &Codec) -> PyResult<Arg<'py>> {
+    let (encoding, errors) = match codec {
+        Codec::Named { encoding, errors } => (encoding, errors),
+        Codec::Utf8Strict => {
+            let mut len: isize = 0;
+            // SAFETY: `s` is a str; the returned UTF-8 buffer lives as long as `s` (kept in Arg).
+            let p = unsafe { pyo3::ffi::PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut len) };
+            if p.is_null() {
+                return Err(PyErr::fetch(s.py()));
+            }
+            // SAFETY: as above; `s` is immutable and owned by the Arg for 'py.
+            let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len as usize) };
+            return Ok(Arg::Object(s.clone().into_any(), bytes));
         }
-        // SAFETY: as above; `s` is immutable and owned by the Arg for 'py.
-        let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len as usize) };
-        return Ok(Arg::Object(s.clone().into_any(), bytes));
-    }
-    let encoding = CString::new(codec.encoding)?;
-    let errors = CString::new(codec.errors)?;
+    };
     // SAFETY: `s` is a str; the codec names are NUL-terminated.
     let encoded = unsafe {
         let b =
@@ -88,7 +93,7 @@ fn bytes_arg<'py>(b: Bound<'py, PyBytes>) -> Arg<'py> {
 }
 
 /// The encoded argument, or None when redis-py's own encoder must handle it.
-fn encode<'py>(value: &Bound<'py, PyAny>, codec: &Codec<'_>) -> PyResult<Option<Arg<'py>>> {
+fn encode<'py>(value: &Bound<'py, PyAny>, codec: &Codec) -> PyResult<Option<Arg<'py>>> {
     if let Ok(b) = value.cast_exact::<PyBytes>() {
         return Ok(Some(bytes_arg(b.clone())));
     }
@@ -114,7 +119,7 @@ fn encode<'py>(value: &Bound<'py, PyAny>, codec: &Codec<'_>) -> PyResult<Option<
 pub fn pack<'py>(
     py: Python<'py>,
     args: &Bound<'py, PyTuple>,
-    codec: &Codec<'_>,
+    codec: &Codec,
     cutoff: usize,
 ) -> PyResult<Option<Bound<'py, PyList>>> {
     let first = args

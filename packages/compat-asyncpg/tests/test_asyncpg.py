@@ -313,6 +313,61 @@ async def test_ten_thousand_queries_on_a_pool_of_eight_with_random_cancellations
         await pool.close()
 
 
+async def test_acquire_and_release_take_the_connections_lock_not_the_pools(plain_dsn: str) -> None:
+    pool = await asyncpg.create_pool(plain_dsn, min_size=2, max_size=2)
+    try:
+        holders = pool._holders
+        assert len({id(h._manyio_lock) for h in holders}) == 2
+        for holder in holders:
+            assert holder._con._loop.lock is holder._manyio_lock is not pool._loop.lock
+        # Hold the pool's lock from a plain thread: acquiring, querying and releasing on the
+        # workers must not wait for it.
+        held, done = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with pool._loop.lock:
+                held.set()
+                done.wait(10)
+
+        holder_thread = threading.Thread(target=hold)
+        holder_thread.start()
+        held.wait()
+        try:
+            with manyio.fail_after(5):
+                values = await manyio_gather(*(pool.fetchval("SELECT $1::int", i) for i in range(50)))
+        finally:
+            done.set()
+            holder_thread.join()
+        assert values == list(range(50))
+    finally:
+        await pool.close()
+
+
+@pytest.mark.manyio(threads=2)
+async def test_a_connection_released_on_one_worker_and_acquired_on_another(plain_dsn: str) -> None:
+    # Each release re-arms the slot's inactivity timer after putting the slot back; the next
+    # user, maybe on the other worker, cancels it. Unserialized, the two overlap ("pool
+    # connection inactivity timer already exists").
+    pool = await asyncpg.create_pool(plain_dsn, min_size=2, max_size=2)
+    threads: set[int] = set()
+
+    async def user() -> None:
+        for _ in range(150):
+            async with pool.acquire():
+                threads.add(threading.get_ident())
+
+    try:
+        async with manyio.TaskGroup() as tg:
+            for _ in range(16):
+                tg.start_soon(user)
+        assert len(threads) == 2
+        assert pool.get_idle_size() == pool.get_size() == 2
+        for holder in pool._holders:
+            assert holder._in_use is None and holder._inactive_callback is not None
+    finally:
+        await pool.close()
+
+
 async def manyio_gather(*aws):
     out = [None] * len(aws)
 

@@ -18,9 +18,10 @@ Example::
 asyncpg's protocol is not thread-safe, so each connection is a serial domain: its socket
 reader, its timers, its futures' callbacks and each step of every protocol operation run one
 at a time, holding the connection's lock (never across an await), on whichever worker the
-caller is on, while different connections are parsed in parallel on all cores. The pool's
-bookkeeping is serialized the same way. Bytes travel over manyio's own sockets (TLS through
-:class:`manyio.TLSStream`).
+caller is on, while different connections are parsed in parallel on all cores. A pool's
+connection shares that domain with its pool slot (acquire and release take no pool-wide lock);
+the pool's own bookkeeping (init, close, expiry) is serialized the same way. Bytes travel
+over manyio's own sockets (TLS through :class:`manyio.TLSStream`).
 
 asyncio programs in the same process keep stock asyncpg: the patch only changes what
 happens inside manyio tasks.

@@ -14,14 +14,17 @@
   holding the connection's lock, and so does ``_clean_tasks``, which cancels those tasks on
   close: both change the connection's set of pending cancellations. ``_cleanup`` (terminate,
   close, and the protocol's connection_lost) holds it too: it hands the pool holder back.
-* The pool's acquire, release, close and expiry step holding the pool's lock. Locks are
-  taken pool first, then connection, never the other way.
+* Each pool holder is a serial domain of its own, shared with the connections it opens
+  (see ``_pool``): acquiring and releasing a connection takes no pool-wide lock. The pool's
+  own bookkeeping (init, close, expiry, its timers and size maintenance) steps holding the
+  pool's lock. Locks are taken pool first, then holder (= connection), never the other way.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+import threading
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,13 +33,15 @@ from manyio import _aioshim
 from manyio._core import Serialized
 
 from ._loop import SerialLoop
+from ._pool import connection_lock, serial_holder_class
 
 # Protocol methods that start an operation on the connection (all coroutines).
 _PROTOCOL_CALLS = (
     "prepare", "bind_execute", "bind_execute_many", "bind", "execute", "close_portal", "query",
     "copy_out", "copy_in", "close_statement", "close", "_wait_for_cancellation",
 )  # fmt: skip
-_POOL_CALLS = ("_async__init__", "_acquire", "release", "close", "expire_connections")
+# Pool-wide bookkeeping; acquire and release hold only the holder's lock.
+_POOL_CALLS = ("_async__init__", "close", "expire_connections")
 # asyncio names asyncpg binds directly (``from asyncio import wait_for``), matched by identity.
 _SHIMMED = ("timeout", "timeout_at", "wait_for", "shield", "gather", "sleep", "create_task", "current_task")
 
@@ -162,7 +167,7 @@ def _install_connect(connect_utils: types.ModuleType) -> None:
     async def _connect_addr(*, loop: Any, **kwargs: Any) -> Any:
         if not _on_manyio_loop(loop):
             return await original(loop=loop, **kwargs)
-        own = SerialLoop(parent=loop)
+        own = SerialLoop(parent=loop, lock=connection_lock())
         return await own.run(original(loop=own, **kwargs))
 
     _connect_addr.__manyio__ = True  # type: ignore[attr-defined]
@@ -220,6 +225,12 @@ def _install_pool(pool_module: types.ModuleType) -> None:
     init = pool_class.__init__
     if getattr(init, "__manyio__", False):
         return
+    pool_module.PoolConnectionHolder = serial_holder_class(
+        pool_module.PoolConnectionHolder, lambda pool: type(pool._loop) is SerialLoop
+    )
+    schedule = getattr(pool_class, "_schedule_min_size_maintenance", None)  # asyncpg >= 0.32
+    if schedule is not None:
+        pool_class._schedule_min_size_maintenance = _under_mutex(schedule)
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, loop: Any = None, **kwargs: Any) -> None:
@@ -231,3 +242,19 @@ def _install_pool(pool_module: types.ModuleType) -> None:
     pool_class.__init__ = __init__
     for name in _POOL_CALLS:
         setattr(pool_class, name, _serialized(getattr(pool_class, name), "_loop", name))
+
+
+# Holders whose connections close (under their own locks, on any worker) may all ask at once.
+_maintenance_mutex = threading.Lock()
+
+
+def _under_mutex(method: Callable[[Any], None]) -> Callable[[Any], None]:
+    """The pool's check-then-start of its size maintenance task, made atomic. A plain mutex:
+    it is called holding a holder's lock, so it must not wait for the pool's."""
+
+    @functools.wraps(method)
+    def atomic(self: Any) -> None:
+        with _maintenance_mutex:
+            method(self)
+
+    return atomic

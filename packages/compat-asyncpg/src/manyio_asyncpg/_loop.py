@@ -50,10 +50,15 @@ class SerialLoop:
 
     ``parent``: the loop the user handed asyncpg (``connect(loop=...)``, a pool's loop);
     errors asyncpg reports with ``call_exception_handler`` go to its handler.
+
+    ``lock``: a lock to share (a pool holder's, so the holder and its connection are one
+    serial domain); a new one by default.
     """
 
-    def __init__(self, *, locked_tasks: bool = False, parent: Any = None) -> None:
-        self.lock = SerialLock()
+    def __init__(
+        self, *, locked_tasks: bool = False, parent: Any = None, lock: SerialLock | None = None
+    ) -> None:
+        self.lock = SerialLock() if lock is None else lock
         self._locked_tasks = locked_tasks
         self._parent = parent
         self._runtime = _core.current_runtime()

@@ -1,20 +1,41 @@
-"""The pool's holder queue on manyio: thread-safe, with asyncpg's preference for live holders.
+"""The pool on manyio: a thread-safe holder queue, and each holder a serial domain of its own.
 
 asyncpg's ``_PoolConnectionHolderQueue`` subclasses ``asyncio.LifoQueue`` (bound to one
 asyncio loop, not thread-safe). Its holders are put back from wherever a connection closes,
 including tasks that do not hold the pool's lock, so ours is :class:`manyio.LifoQueue` with the
 same two rules: ``get`` prefers a connected holder (most recent first), and
 ``get_disconnected_nowait`` takes a disconnected one for the pool's size maintenance.
+
+A holder's state (its connection, the in-use future, the inactivity timer) changes in its
+``acquire`` and ``release``, in the pool's timers and ``close``, and when its connection
+closes. Those steps hold the holder's lock, which is also the lock of every connection the
+holder opens: a holder and its connection are one serial domain. Acquiring and releasing
+connections therefore takes no pool-wide lock, and tasks using different connections of one
+pool run in parallel (with the pool's lock around every acquire and release, two workers
+mostly took turns). Locks are taken pool, then holder; never the other way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from collections.abc import Awaitable
 from typing import Any
 
 import manyio
+from manyio._core import Serialized, SerialLock
 
-__all__ = ["HolderQueue"]
+__all__ = ["HolderQueue", "connection_lock", "serial_holder_class"]
+
+# Set while a holder connects: the lock the new connection's loop takes as its own.
+_connection_lock: contextvars.ContextVar[SerialLock | None] = contextvars.ContextVar(
+    "manyio_asyncpg_connection_lock", default=None
+)
+
+
+def connection_lock() -> SerialLock | None:
+    """The lock a connection opened now must share (its pool holder's), if any."""
+    return _connection_lock.get()
 
 
 class HolderQueue(manyio.LifoQueue[Any]):
@@ -36,3 +57,78 @@ class HolderQueue(manyio.LifoQueue[Any]):
                     del items[i]
                     return holder
         raise asyncio.QueueEmpty
+
+
+def serial_holder_class(base: type, on_manyio: Any) -> type:
+    """asyncpg's ``PoolConnectionHolder`` (``base``) whose state changes hold its own lock
+    when its pool runs on manyio (``on_manyio(pool)``), and as it is otherwise."""
+
+    class SerialHolder(base):  # type: ignore[misc, valid-type]
+        __slots__ = ("_manyio_lock",)
+
+        def __init__(self, pool: Any, **kwargs: Any) -> None:
+            super().__init__(pool, **kwargs)
+            self._manyio_lock = SerialLock() if on_manyio(pool) else None
+
+        # The coroutines return the awaitable itself: asyncpg awaits each at once (or hands
+        # it to gather/shield), and a wrapping frame would cost on every step.
+        def acquire(self) -> Awaitable[Any]:
+            lock = self._manyio_lock
+            if lock is None:
+                return base.acquire(self)
+            return Serialized(base.acquire(self), lock)
+
+        def release(self, timeout: float | None) -> Awaitable[None]:
+            lock = self._manyio_lock
+            if lock is None:
+                return base.release(self, timeout)
+            return Serialized(base.release(self, timeout), lock)
+
+        def connect(self) -> Awaitable[None]:
+            lock = self._manyio_lock
+            if lock is None:
+                return base.connect(self)
+            return Serialized(self._connect_sharing(lock), lock)
+
+        async def _connect_sharing(self, lock: SerialLock) -> None:
+            token = _connection_lock.set(lock)
+            try:
+                await base.connect(self)
+            finally:
+                _connection_lock.reset(token)
+
+        def wait_until_released(self) -> Awaitable[None]:
+            lock = self._manyio_lock
+            if lock is None:
+                return base.wait_until_released(self)
+            return Serialized(base.wait_until_released(self), lock)
+
+        def close(self) -> Awaitable[None]:
+            lock = self._manyio_lock
+            if lock is None:
+                return base.close(self)
+            return Serialized(base.close(self), lock)
+
+        def terminate(self) -> None:
+            _locked(self, base.terminate)
+
+        def _deactivate_inactive_connection(self) -> None:
+            _locked(self, base._deactivate_inactive_connection)
+
+        def _release_on_close(self) -> None:
+            _locked(self, base._release_on_close)
+
+    SerialHolder.__name__ = SerialHolder.__qualname__ = "SerialHolder"
+    SerialHolder.__module__ = __name__
+    SerialHolder.__doc__ = base.__doc__
+    SerialHolder.__manyio__ = True  # type: ignore[attr-defined]
+    return SerialHolder
+
+
+def _locked(holder: Any, method: Any) -> None:
+    lock = holder._manyio_lock
+    if lock is None:
+        method(holder)
+    else:
+        with lock:
+            method(holder)

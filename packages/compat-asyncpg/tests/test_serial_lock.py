@@ -1,7 +1,9 @@
-"""A SerialLoop's lock: steps are exclusive, and a task waiting for it does not block its worker."""
+"""A SerialLoop: its lock (steps are exclusive, a task waiting for it does not block its worker)
+and its timers."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -146,3 +148,38 @@ async def test_an_operation_called_in_a_cancelled_scope_runs_until_its_first_awa
     await manyio.to_thread(thread.join)
     assert scope.cancelled_caught
     assert ran == ["first step"]
+
+
+async def test_loop_timers_fire_in_deadline_order_and_cancelled_ones_never() -> None:
+    loop = SerialLoop()
+    fired: list[str] = []
+    lock_held: list[bool] = []
+
+    def record(name: str) -> None:
+        fired.append(name)
+        lock_held.append(loop.lock.locked())
+
+    now = loop.time()
+    loop.call_at(now + 0.06, record, "c")
+    loop.call_at(now + 0.02, record, "a")
+    loop.call_at(now + 0.02, record, "a2")  # same deadline: in the order they were set
+    dropped = loop.call_later(0.01, record, "never")
+    loop.call_later(0.04, record, "b")
+    dropped.cancel()
+    assert dropped.cancelled() and isinstance(dropped, asyncio.TimerHandle)
+    with manyio.fail_after(5):
+        while len(fired) < 4:
+            await manyio.sleep(0.01)
+    assert fired == ["a", "a2", "b", "c"]
+    assert all(lock_held)
+
+
+async def test_loop_drops_cancelled_timers_from_its_heap() -> None:
+    loop = SerialLoop()
+    keep = loop.call_later(60, print)
+    for _ in range(1000):
+        loop.call_later(30, print).cancel()
+    # Cancelled entries are dropped once they are most of the heap, not kept for 30 s.
+    assert len(loop._timers) < 300
+    assert not keep.cancelled() and any(entry[2] is keep for entry in loop._timers)
+    keep.cancel()

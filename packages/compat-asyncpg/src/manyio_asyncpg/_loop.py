@@ -16,6 +16,7 @@ that needs one runs on :mod:`manyio.asyncio`); it carries no selector and no thr
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import heapq
 import itertools
@@ -65,7 +66,9 @@ class SerialLoop:
         self._mutex = threading.Lock()  # guards the two queues below, never held while running
         self._ready: deque[asyncio.Handle] = deque()
         self._draining = False
-        self._timers: list[asyncio.TimerHandle] = []
+        # (when, sequence, handle): tuples compare in C, TimerHandles with a Python __lt__.
+        self._timers: list[tuple[float, int, asyncio.TimerHandle]] = []
+        self._timer_seq = itertools.count()
         self._cancelled_timers = 0
         self._timer_task_running = False
         self._timer_wake: manyio.Event | None = None
@@ -146,11 +149,11 @@ class SerialLoop:
         return self.call_at(self.time() + delay, callback, *args, context=context)
 
     def call_at(self, when: float, callback: Callable[..., object], *args: Any, context: Any = None):
-        handle = asyncio.TimerHandle(when, callback, args, self, context)  # type: ignore[arg-type]
+        handle = (_Timer if not self._debug else asyncio.TimerHandle)(when, callback, args, self, context)  # type: ignore[arg-type]
         with self._mutex:
-            heapq.heappush(self._timers, handle)
+            heapq.heappush(self._timers, (when, next(self._timer_seq), handle))
             handle._scheduled = True
-            earliest = self._timers[0] is handle
+            earliest = self._timers[0][2] is handle
             start = not self._timer_task_running
             self._timer_task_running = True
             wake = self._timer_wake if earliest else None
@@ -167,11 +170,11 @@ class SerialLoop:
             self._cancelled_timers += 1
             if self._cancelled_timers > _CLEANUP_THRESHOLD and self._cancelled_timers * 2 > len(self._timers):
                 live = []
-                for h in self._timers:
-                    if h._cancelled:
-                        h._scheduled = False
+                for entry in self._timers:
+                    if entry[2]._cancelled:
+                        entry[2]._scheduled = False
                     else:
-                        live.append(h)
+                        live.append(entry)
                 heapq.heapify(live)
                 self._timers = live
                 self._cancelled_timers = 0
@@ -182,16 +185,16 @@ class SerialLoop:
             due: list[asyncio.TimerHandle] = []
             with self._mutex:
                 timers = self._timers
-                while timers and timers[0]._cancelled:
-                    heapq.heappop(timers)._scheduled = False
+                while timers and timers[0][2]._cancelled:
+                    heapq.heappop(timers)[2]._scheduled = False
                     self._cancelled_timers -= 1
                 if not timers:
                     self._timer_task_running = False
                     self._timer_wake = None
                     return
                 now = self.time()
-                while timers and timers[0]._when <= now:
-                    handle = heapq.heappop(timers)
+                while timers and timers[0][0] <= now:
+                    handle = heapq.heappop(timers)[2]
                     handle._scheduled = False
                     if handle._cancelled:
                         self._cancelled_timers -= 1
@@ -199,7 +202,7 @@ class SerialLoop:
                         due.append(handle)
                 if not due:
                     wake = self._timer_wake = manyio.Event()
-                    deadline = timers[0]._when
+                    deadline = timers[0][0]
             if due:
                 with self.lock:
                     for handle in due:
@@ -310,3 +313,31 @@ def _spawner(loop: SerialLoop) -> Callable[[Any, str | None], Any]:
 
 def _noop() -> None:
     pass
+
+
+class _Timer(asyncio.TimerHandle):
+    """asyncio's TimerHandle built and cancelled without its chain of calls (the loop is not
+    in debug mode). A pool arms one per query (a connection's inactivity timer), and the next
+    query cancels it."""
+
+    __slots__ = ()
+
+    def __init__(
+        self, when: float, callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: Any
+    ) -> None:
+        self._when = when
+        self._scheduled = False
+        self._callback = callback
+        self._args = args
+        self._loop = loop
+        self._context = contextvars.copy_context() if context is None else context
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+
+    def cancel(self) -> None:
+        if not self._cancelled:
+            self._loop._timer_handle_cancelled(self)
+            self._cancelled = True
+            self._callback = None
+            self._args = None

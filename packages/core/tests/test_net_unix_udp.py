@@ -349,6 +349,22 @@ def test_udp_receive_deadline_and_close_while_waiting(wait_until) -> None:
     run(main)
 
 
+def test_udp_operation_that_a_close_overtakes_raises_closed_resource_error() -> None:
+    async def main() -> None:
+        a = await manyio.net.create_udp_socket(local_host="127.0.0.1")
+        b = await manyio.net.create_udp_socket(local_host="127.0.0.1")
+        async with b:
+            target = b.local_address
+            a.close()
+            # As if a task on another worker closed it after this operation's open check.
+            a._closed = False
+            for op in (a.receive(), a.receive_from(), a.send(b"x"), a.sendto(b"x", target)):
+                with pytest.raises(manyio.ClosedResourceError):
+                    await op
+
+    run(main)
+
+
 # --- Unix datagram sockets ---------------------------------------------------------------------
 
 

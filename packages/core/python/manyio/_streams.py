@@ -54,12 +54,16 @@ class _SocketResource:
             raise ClosedResourceError("this socket was closed")
 
     @contextmanager
-    def _translate_errors(self) -> Iterator[None]:
+    def _translate_errors(self, *, peer_errors: bool = True) -> Iterator[None]:
         """OS errors as the stream errors callers handle: a reset or closed peer is
-        BrokenResourceError, our own close (EBADF after close) is ClosedResourceError."""
+        BrokenResourceError (unless ``peer_errors`` is false: datagram sockets report an
+        unreachable peer as itself), our own close is ClosedResourceError. A close made by a
+        task on another worker can land between the open check and the system call (EBADF)."""
         try:
             yield
         except _BROKEN as e:
+            if not peer_errors:
+                raise
             raise BrokenResourceError(f"the peer closed or reset the connection: {e}") from e
         except OSError as e:
             if self._closed or e.errno == errno.EBADF:
@@ -206,22 +210,26 @@ class UDPSocket(_SocketResource):
     async def sendto(self, data: bytes, address: Any) -> None:
         """Sends a datagram to ``address``."""
         self._check_open()
-        await sockets.sendto(self._sock, data, address)
+        with self._translate_errors(peer_errors=False):
+            await sockets.sendto(self._sock, data, address)
 
     async def send(self, data: bytes) -> None:
         """Sends to the connected peer."""
         self._check_open()
-        await sockets.send(self._sock, data)
+        with self._translate_errors(peer_errors=False):
+            await sockets.send(self._sock, data)
 
     async def receive_from(self, max_bytes: int = 65536) -> tuple[bytes, Any]:
         """A datagram and the address it came from."""
         self._check_open()
-        return await sockets.recvfrom(self._sock, max_bytes)
+        with self._translate_errors(peer_errors=False):
+            return await sockets.recvfrom(self._sock, max_bytes)
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """A datagram from the connected peer."""
         self._check_open()
-        return await sockets.recv(self._sock, max_bytes)
+        with self._translate_errors(peer_errors=False):
+            return await sockets.recv(self._sock, max_bytes)
 
     @property
     def remote_address(self) -> Any:

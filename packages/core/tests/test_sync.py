@@ -383,12 +383,18 @@ def test_lock_first_waiter_spins_while_the_owner_runs_on_another_worker(busy_unt
     assert run(main) >= 25
 
 
+async def _held_with_one_waiter(busy_until) -> tuple[manyio.Lock, manyio.Task]:
+    """A lock this task holds, and a task queued for it (maybe still spinning)."""
+    lock = manyio.Lock()
+    await lock.acquire()
+    task = manyio.spawn(lock.acquire())
+    busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
+    return lock, task
+
+
 def test_lock_waiter_stops_spinning_when_the_owner_awaits(busy_until) -> None:
     async def main() -> None:
-        lock = manyio.Lock()
-        await lock.acquire()
-        task = manyio.spawn(lock.acquire())
-        busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
+        lock, task = await _held_with_one_waiter(busy_until)
         await manyio.sleep(0.01)  # holds the lock without running: the waiter parks
         assert task.blocked()
         lock.release()
@@ -400,10 +406,7 @@ def test_lock_waiter_stops_spinning_when_the_owner_awaits(busy_until) -> None:
 
 def test_lock_waiter_spins_only_briefly_while_the_owner_keeps_running(busy_until) -> None:
     async def main() -> None:
-        lock = manyio.Lock()
-        await lock.acquire()
-        task = manyio.spawn(lock.acquire())
-        busy_until(lambda: lock.statistics()["tasks_waiting"] == 1)
+        lock, task = await _held_with_one_waiter(busy_until)
         # Still running and holding the lock: the waiter must give up spinning and park.
         busy_until(task.blocked)
         lock.release()

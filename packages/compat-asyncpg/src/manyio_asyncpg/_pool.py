@@ -73,16 +73,10 @@ def serial_holder_class(base: type, on_manyio: Any) -> type:
         # The coroutines return the awaitable itself: asyncpg awaits each at once (or hands
         # it to gather/shield), and a wrapping frame would cost on every step.
         def acquire(self) -> Awaitable[Any]:
-            lock = self._manyio_lock
-            if lock is None:
-                return base.acquire(self)
-            return Serialized(base.acquire(self), lock)
+            return _stepped(self, base.acquire(self))
 
         def release(self, timeout: float | None) -> Awaitable[None]:
-            lock = self._manyio_lock
-            if lock is None:
-                return base.release(self, timeout)
-            return Serialized(base.release(self, timeout), lock)
+            return _stepped(self, base.release(self, timeout))
 
         def connect(self) -> Awaitable[None]:
             lock = self._manyio_lock
@@ -98,16 +92,10 @@ def serial_holder_class(base: type, on_manyio: Any) -> type:
                 _connection_lock.reset(token)
 
         def wait_until_released(self) -> Awaitable[None]:
-            lock = self._manyio_lock
-            if lock is None:
-                return base.wait_until_released(self)
-            return Serialized(base.wait_until_released(self), lock)
+            return _stepped(self, base.wait_until_released(self))
 
         def close(self) -> Awaitable[None]:
-            lock = self._manyio_lock
-            if lock is None:
-                return base.close(self)
-            return Serialized(base.close(self), lock)
+            return _stepped(self, base.close(self))
 
         def terminate(self) -> None:
             _locked(self, base.terminate)
@@ -123,6 +111,12 @@ def serial_holder_class(base: type, on_manyio: Any) -> type:
     SerialHolder.__doc__ = base.__doc__
     SerialHolder.__manyio__ = True  # type: ignore[attr-defined]
     return SerialHolder
+
+
+def _stepped(holder: Any, coro: Any) -> Awaitable[Any]:
+    """``coro`` stepping holding the holder's lock (as it is for a pool not on manyio)."""
+    lock = holder._manyio_lock
+    return coro if lock is None else Serialized(coro, lock)
 
 
 def _locked(holder: Any, method: Any) -> None:

@@ -1,4 +1,13 @@
-"""spawn: N x (spawn a task that yields once and returns 3**2), then await them all."""
+"""spawn: N x (spawn a task that yields once and returns 3**2), then await them all.
+
+``coroutines`` is the floor every runtime pays and none can beat: the same N coroutines,
+created up front as every variant creates them, then stepped to their checkpoint and on to
+their return by plain threads, with no task objects, contexts, queues or wake-ups. It
+shows how much of a variant's time is the interpreter's own (allocating, stepping and
+garbage-collecting N live coroutines) and how much is the runtime's.
+``coroutines-in-contexts`` adds the one thing every manyio task must also have: its own copy
+of the spawner's context, entered for each step.
+"""
 
 from __future__ import annotations
 
@@ -84,6 +93,67 @@ async def _tonio(n: int, params: dict[str, Any]) -> int:
     return sum(await tc.spawn(*[one() for _ in range(n)]))
 
 
+class _Yield:
+    """One bare suspension, like every runtime's ``checkpoint``: ``await _YIELD`` yields None."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        yield None
+
+
+_YIELD = _Yield()
+
+
+async def _bare_one() -> int:
+    await _YIELD
+    return 3**2
+
+
+def _coroutines(threads: int, n: int, params: dict[str, Any], contexts: bool = False) -> int:
+    """The floor (a plain function: runtime "threading"): each thread steps its share of the
+    coroutines to their checkpoint, then steps them again to their return. With ``contexts``,
+    each coroutine also gets its own copy of the context and runs in it, as a manyio task
+    does by default (issue 2 requires it)."""
+    import contextvars
+    import threading
+
+    if contexts:
+        coros = [(_bare_one(), contextvars.copy_context()) for _ in range(n)]
+    else:
+        coros = [(_bare_one(), None) for _ in range(n)]
+    totals = [0] * threads
+
+    def step(k: int) -> None:
+        share = coros[k::threads]
+        for c, ctx in share:
+            if ctx is None:
+                c.send(None)
+            else:
+                ctx.run(c.send, None)
+        total = 0
+        for c, ctx in share:
+            try:
+                if ctx is None:
+                    c.send(None)
+                else:
+                    ctx.run(c.send, None)
+            except StopIteration as done:
+                total += done.value
+        totals[k] = total
+
+    workers = [threading.Thread(target=step, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(totals)
+
+
+def _coroutines_in_contexts(threads: int, n: int, params: dict[str, Any]) -> int:
+    return _coroutines(threads, n, params, contexts=True)
+
+
 VARIANTS = {
     "manyio": ("manyio", _manyio),
     "manyio-taskgroup": ("manyio", _manyio_taskgroup),
@@ -91,4 +161,6 @@ VARIANTS = {
     "uvloop": ("uvloop", _asyncio),
     "trio": ("trio", _trio),
     "tonio": ("tonio", _tonio),
+    "coroutines": ("threading", _coroutines),
+    "coroutines-in-contexts": ("threading", _coroutines_in_contexts),
 }

@@ -114,32 +114,35 @@ def _coroutines(threads: int, n: int, params: dict[str, Any], contexts: bool = F
     """The floor (a plain function: runtime "threading"): each thread steps its share of the
     coroutines to their checkpoint, then steps them again to their return. With ``contexts``,
     each coroutine also gets its own copy of the context and runs in it, as a manyio task
-    does by default (issue 2 requires it)."""
+    does by default (issue 2 requires it). Nothing else is kept per coroutine: one more
+    object each (a pair, say) would add its own garbage-collection cost to the floor."""
     import contextvars
     import threading
 
-    if contexts:
-        coros = [(_bare_one(), contextvars.copy_context()) for _ in range(n)]
-    else:
-        coros = [(_bare_one(), None) for _ in range(n)]
+    coros = [_bare_one() for _ in range(n)]
+    ctxs = [contextvars.copy_context() for _ in range(n)] if contexts else None
     totals = [0] * threads
 
     def step(k: int) -> None:
-        share = coros[k::threads]
-        for c, ctx in share:
-            if ctx is None:
-                c.send(None)
-            else:
-                ctx.run(c.send, None)
+        mine = coros[k::threads]
         total = 0
-        for c, ctx in share:
-            try:
-                if ctx is None:
+        if ctxs is None:
+            for c in mine:
+                c.send(None)
+            for c in mine:
+                try:
                     c.send(None)
-                else:
+                except StopIteration as done:
+                    total += done.value
+        else:
+            theirs = ctxs[k::threads]
+            for c, ctx in zip(mine, theirs, strict=True):
+                ctx.run(c.send, None)
+            for c, ctx in zip(mine, theirs, strict=True):
+                try:
                     ctx.run(c.send, None)
-            except StopIteration as done:
-                total += done.value
+                except StopIteration as done:
+                    total += done.value
         totals[k] = total
 
     workers = [threading.Thread(target=step, args=(k,)) for k in range(threads)]

@@ -139,6 +139,41 @@ def test_several_tasks_can_await_the_same_task() -> None:
     run(main)
 
 
+def test_awaiting_a_finished_task_checks_for_cancellation_without_yielding() -> None:
+    # As with a finished asyncio future, the value comes back at once: on one worker, a task
+    # that runs whenever the scheduler gets a turn never runs meanwhile. Inside a cancelled
+    # scope the await raises, and the outcome stays there for later.
+    async def child() -> str:
+        return "done"
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await manyio.checkpoint()
+
+    async def main() -> None:
+        task = manyio.spawn(child())
+        assert await task == "done"
+        other = manyio.spawn(ticker())
+        await manyio.checkpoint()
+        before = ticks
+        assert before > 0
+        for _ in range(100):
+            assert await task == "done"
+        assert ticks == before
+        with manyio.CancelScope() as scope:
+            scope.cancel("stop")
+            with pytest.raises(manyio.Cancelled, match="stop"):
+                await task
+        assert task.result() == "done"
+        other.cancel()
+
+    run(main, threads=1)
+
+
 def test_get_coro_while_running_and_after() -> None:
     async def main() -> None:
         gate = manyio.Event()

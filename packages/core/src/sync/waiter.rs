@@ -4,7 +4,8 @@
 //! itself to the scheduler, which parks the task until the slot completes; the second
 //! `__next__` then returns the slot's value (or raises its exception). If the task is
 //! cancelled first, the scheduler aborts the slot and runs the waiter's abort hook, which
-//! unregisters it from whatever would have completed it (a timer, a wait queue).
+//! unregisters it from whatever would have completed it (a timer, a wait queue). A waiter for
+//! something that has already ended ([`Waiter::finished`]) skips the yield.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,8 @@ pub struct Waiter {
     /// still a checkpoint, so a cancelled task raises instead of taking the value.
     pub born_ready: bool,
     yielded: AtomicBool,
+    /// Awaited without yielding: see [`Waiter::finished`].
+    no_yield: bool,
     on_abort: Mutex<Option<AbortHook>>,
 }
 
@@ -56,7 +59,22 @@ impl Waiter {
             slot,
             born_ready,
             yielded: AtomicBool::new(false),
+            no_yield: false,
             on_abort: Mutex::new(on_abort),
+        }
+    }
+
+    /// The outcome of something that has already ended (a finished task). Awaiting it does
+    /// not go through the scheduler, as awaiting a finished asyncio future does not: it is a
+    /// cancellation point only, where a cancelled task raises `Cancelled` instead of taking
+    /// the outcome.
+    pub fn finished(outcome: Outcome) -> Self {
+        Self {
+            slot: Arc::new(Completion::ready(outcome)),
+            born_ready: true,
+            yielded: AtomicBool::new(true),
+            no_yield: true,
+            on_abort: Mutex::new(None),
         }
     }
 
@@ -118,6 +136,11 @@ impl Waiter {
         let this = slf.get();
         if !this.yielded.swap(true, Ordering::AcqRel) {
             return Ok(Some(slf.into_any().unbind()));
+        }
+        if this.no_yield {
+            if let Some(cancelled) = Task::pending_cancellation(py) {
+                return Err(cancelled);
+            }
         }
         match this.slot.take() {
             Some(Outcome::Value(v)) if v.is_none(py) => Ok(None),

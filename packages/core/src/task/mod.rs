@@ -189,6 +189,22 @@ impl Task {
         self.shielded_resume.store(true, Ordering::Relaxed);
     }
 
+    /// The `Cancelled` to raise in the calling task, if it runs inside a cancelled scope
+    /// (None off the workers, where there is no task to cancel).
+    pub fn pending_cancellation(py: Python<'_>) -> Option<PyErr> {
+        let task = crate::runtime::worker::current_task(py)?;
+        let t = task.get();
+        if !t.is_cancelled() {
+            return None;
+        }
+        Some(
+            match errors::new_cancelled(py, t.current_node().cancel_reason()) {
+                Ok(e) => PyErr::from_value(e),
+                Err(e) => e,
+            },
+        )
+    }
+
     pub fn is_cancelled(&self) -> bool {
         lock(&self.current).is_cancelled()
     }
@@ -335,10 +351,7 @@ impl Task {
         match self.outcome.get() {
             Some(o) => {
                 self.retrieved.store(true, Ordering::Release);
-                Waiter::new(
-                    Arc::new(manyio_engine::Completion::ready(o.clone_ref(py))),
-                    None,
-                )
+                Waiter::finished(o.clone_ref(py))
             }
             None => {
                 let joiners = self.joiners.get_or_init(Arc::default);

@@ -173,6 +173,10 @@ class _ContextStepper:
                 error = e
 
 
+# Either kind of task handle; a tuple, since ``Task | manyio.Task`` would build a union per call.
+_TASKS = (Task, manyio.Task)
+
+
 def create_task(
     coro: Coroutine[Any, Any, Any], *, name: str | None = None, context: contextvars.Context | None = None
 ) -> Any:
@@ -183,7 +187,7 @@ def create_task(
 
 def ensure_future(aw: Awaitable[Any], *, loop: Any = None) -> Any:
     if on_manyio():
-        if isinstance(aw, Task | manyio.Task):
+        if isinstance(aw, _TASKS):
             return aw
         return Task(_await(aw), None, None)
     return _asyncio.ensure_future(aw, loop=loop)
@@ -354,7 +358,7 @@ async def wait_for(aw: Awaitable[Any], timeout: float | None) -> Any:
         return await _asyncio.wait_for(aw, timeout)
     if timeout is None:
         return await aw
-    if isinstance(aw, Task | manyio.Task):
+    if isinstance(aw, _TASKS):
         with manyio.move_on_after(timeout) as scope:
             return await aw
         if scope.cancelled_caught:

@@ -71,11 +71,10 @@ impl Checkpoint {
 pub fn check_cancelled(py: Python<'_>) -> PyResult<()> {
     let task =
         worker::current_task(py).ok_or_else(|| errors::no_runtime("manyio check_cancelled()"))?;
-    if task.get().is_cancelled() {
-        let reason = task.get().current_node().cancel_reason();
-        return Err(PyErr::from_value(errors::new_cancelled(py, reason)?));
+    match task.get().pending_cancellation(py) {
+        Some(cancelled) => Err(cancelled),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Lets other tasks run without raising `Cancelled`: for the end of an operation that has

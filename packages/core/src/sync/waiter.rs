@@ -138,7 +138,8 @@ impl Waiter {
             return Ok(Some(slf.into_any().unbind()));
         }
         if this.no_yield {
-            if let Some(cancelled) = Task::pending_cancellation(py) {
+            let task = crate::runtime::worker::current_task(py);
+            if let Some(cancelled) = task.and_then(|t| t.get().pending_cancellation(py)) {
                 return Err(cancelled);
             }
         }

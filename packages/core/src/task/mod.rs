@@ -189,20 +189,18 @@ impl Task {
         self.shielded_resume.store(true, Ordering::Relaxed);
     }
 
-    /// The `Cancelled` to raise in the calling task, if it runs inside a cancelled scope
-    /// (None off the workers, where there is no task to cancel).
-    pub fn pending_cancellation(py: Python<'_>) -> Option<PyErr> {
-        let task = crate::runtime::worker::current_task(py)?;
-        let t = task.get();
-        if !t.is_cancelled() {
-            return None;
+    /// The `Cancelled` to raise in this task if it is inside a cancelled scope now.
+    pub fn pending_cancellation(&self, py: Python<'_>) -> Option<PyErr> {
+        self.is_cancelled().then(|| self.cancelled_error(py))
+    }
+
+    /// A `Cancelled` carrying the reason of the scope that cancelled the task (or the error
+    /// that creating it raised).
+    pub fn cancelled_error(&self, py: Python<'_>) -> PyErr {
+        match errors::new_cancelled(py, self.current_node().cancel_reason()) {
+            Ok(e) => PyErr::from_value(e),
+            Err(e) => e,
         }
-        Some(
-            match errors::new_cancelled(py, t.current_node().cancel_reason()) {
-                Ok(e) => PyErr::from_value(e),
-                Err(e) => e,
-            },
-        )
     }
 
     pub fn is_cancelled(&self) -> bool {

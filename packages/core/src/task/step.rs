@@ -20,7 +20,6 @@ use pyo3::sync::PyOnceLock;
 
 use super::stepped::Stepped;
 use super::{lock, Task};
-use crate::errors;
 use crate::outcome::Outcome;
 use crate::runtime::worker;
 use crate::sync::foreign;
@@ -140,10 +139,7 @@ impl Task {
     }
 
     fn cancelled_exc(&self, py: Python<'_>) -> Resume {
-        match errors::new_cancelled(py, self.current_node().cancel_reason()) {
-            Ok(e) => Resume::Throw(e.unbind()),
-            Err(e) => Resume::Throw(e.into_value(py).into_any()),
-        }
+        Resume::Throw(self.cancelled_error(py).into_value(py).into_any())
     }
 
     fn send(&self, py: Python<'_>) -> Stepped {

@@ -4,6 +4,7 @@ and its timers."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 
@@ -183,3 +184,93 @@ async def test_loop_drops_cancelled_timers_from_its_heap() -> None:
     assert len(loop._timers) < 300
     assert not keep.cancelled() and any(entry[2] is keep for entry in loop._timers)
     keep.cancel()
+
+
+class _Parent:
+    """A loop handed to asyncpg: errors in callbacks are reported to its handler."""
+
+    def __init__(self) -> None:
+        self.reports: list[dict[str, object]] = []
+
+    def call_exception_handler(self, context: dict[str, object]) -> None:
+        self.reports.append(context)
+
+
+async def test_callbacks_run_in_order_holding_the_lock_and_in_their_context() -> None:
+    parent = _Parent()
+    loop = SerialLoop(parent=parent)
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    ran: list[tuple[str, str, bool]] = []
+    done = manyio.Event()
+
+    def record(name: str) -> None:
+        ran.append((name, var.get(), loop.lock.locked()))
+
+    def fail() -> None:
+        raise ValueError("callback failed")
+
+    var.set("copied at call_soon")
+    loop.call_soon(record, "first")
+    skipped = loop.call_soon(record, "cancelled")
+    given = contextvars.Context()
+    given.run(var.set, "given")
+    loop.call_soon(record, "in a given context", context=given)
+    loop.call_soon(fail)
+    loop.call_soon(record, "after the failure")
+    loop.call_soon(done.set)
+    skipped.cancel()
+    var.set("changed later")
+    assert skipped.cancelled()
+    with manyio.fail_after(5):
+        await done.wait()  # a drain task ran them: nobody was delivering
+    assert ran == [
+        ("first", "copied at call_soon", True),
+        ("in a given context", "given", True),
+        ("after the failure", "copied at call_soon", True),
+    ]
+    [report] = parent.reports
+    assert isinstance(report["exception"], ValueError)
+    assert "fail" in str(report["message"])
+
+
+@pytest.mark.manyio(threads=2)
+async def test_deliver_runs_the_callbacks_it_queued_before_it_returns() -> None:
+    loop = SerialLoop()
+    order: list[str] = []
+
+    def received(data: bytes) -> str:
+        assert loop.lock.locked()
+        order.append(f"received {data!r}")
+        loop.call_soon(order.append, "its callback")
+        return "returned"
+
+    results: list[str] = []
+
+    async def deliver(i: int) -> None:
+        results.append(loop.deliver(received, b"%d" % i))
+
+    for _ in range(3):  # deliveries from tasks on both workers, each complete on return
+        async with manyio.TaskGroup() as tg:
+            for i in range(50):
+                tg.start_soon(deliver, i)
+        assert results == ["returned"] * 50
+        assert len(order) == 100
+        assert all(order[k + 1] == "its callback" for k in range(0, 100, 2))
+        order.clear()
+        results.clear()
+    assert len(loop._callbacks) == 0
+
+
+async def test_callbacks_queued_from_a_plain_thread_run() -> None:
+    loop = SerialLoop()
+    done = manyio.Event()
+    ran: list[bool] = []
+
+    def from_thread() -> None:
+        loop.call_soon_threadsafe(ran.append, True)
+        loop.call_soon_threadsafe(done.set)
+
+    await manyio.to_thread(from_thread)
+    with manyio.fail_after(5):
+        await done.wait()
+    assert ran == [True]

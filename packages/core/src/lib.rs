@@ -39,6 +39,8 @@ mod _core {
     #[pymodule_export]
     use crate::sync::serial::{SerialLock, Serialized};
     #[pymodule_export]
+    use crate::sync::serial_callbacks::{Callback, SerialCallbacks};
+    #[pymodule_export]
     use crate::sync::waiter::Waiter;
     #[pymodule_export]
     use crate::task::group::TaskGroupCore;

@@ -22,7 +22,6 @@ import heapq
 import itertools
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -63,9 +62,13 @@ class SerialLoop:
         self._locked_tasks = locked_tasks
         self._parent = parent
         self._runtime = _core.current_runtime()
-        self._mutex = threading.Lock()  # guards the two queues below, never held while running
-        self._ready: deque[asyncio.Handle] = deque()
-        self._draining = False
+        self._mutex = threading.Lock()  # guards the timers, never held while running
+        # The ready queue is native (a reply's callbacks cross it several times); its
+        # methods are bound here so that calling them costs no Python frame.
+        self._callbacks = _core.SerialCallbacks(self.lock, self._start_drain, self.call_exception_handler)
+        self.call_soon = self.call_soon_threadsafe = self._callbacks.call_soon  # type: ignore[method-assign]
+        self.run_ready = self._callbacks.run_ready  # type: ignore[method-assign]
+        self.deliver = self._callbacks.deliver  # type: ignore[method-assign]
         # (when, sequence, handle): tuples compare in C, TimerHandles with a Python __lt__.
         self._timers: list[tuple[float, int, asyncio.TimerHandle]] = []
         self._timer_seq = itertools.count()
@@ -76,7 +79,6 @@ class SerialLoop:
         # Three futures per query: a C partial instead of the method's Python frame.
         self.create_future = functools.partial(asyncio.Future, loop=self)  # type: ignore[method-assign]
         self._closed = False
-        self._done_handle = asyncio.Handle(_noop, (), self, None)  # type: ignore[arg-type]
 
     # -- running code serially ----------------------------------------------------------
 
@@ -95,22 +97,15 @@ class SerialLoop:
 
     # -- callbacks ----------------------------------------------------------------------
 
-    def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> asyncio.Handle:
-        if type(callback) is _core.FutureDone:
-            # manyio's own wake-up of a task awaiting a future: thread-safe and runs no user
-            # code, so it need not wait for the lock.
-            callback(*args)
-            return self._done_handle
-        handle = asyncio.Handle(callback, args, self, context)  # type: ignore[arg-type]
-        with self._mutex:
-            self._ready.append(handle)
-            start = not self._draining
-            self._draining = True
-        if start:
-            self.spawn(self._drain(), "asyncpg callbacks")
-        return handle
+    def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> Any:
+        """Queues ``callback(*args)`` to run holding the lock. A task's wake-up from a future
+        (``FutureDone``: thread-safe, runs no user code) runs at once."""
+        return self._callbacks.call_soon(callback, *args, context=context)
 
     call_soon_threadsafe = call_soon
+
+    def _start_drain(self) -> None:
+        self.spawn(self._drain(), "asyncpg callbacks")
 
     async def _drain(self) -> None:
         with self.lock:
@@ -118,28 +113,12 @@ class SerialLoop:
 
     def run_ready(self) -> None:
         """Runs the queued callbacks (holding the lock) until none are left."""
-        while True:
-            with self._mutex:
-                if not self._ready:
-                    self._draining = False
-                    return
-                batch, self._ready = self._ready, deque()
-            for handle in batch:
-                if not handle._cancelled:
-                    handle._run()
+        self._callbacks.run_ready()
 
     def deliver(self, fn: Callable[..., object], *args: Any) -> None:
         """Runs ``fn(*args)`` (a transport callback) holding the lock, then the callbacks it
         queued, without a separate task for them."""
-        with self.lock:
-            with self._mutex:
-                drainer_pending = self._draining
-                self._draining = True
-            try:
-                fn(*args)
-            finally:
-                if not drainer_pending:
-                    self.run_ready()
+        self._callbacks.deliver(fn, *args)
 
     # -- timers -------------------------------------------------------------------------
 
@@ -309,10 +288,6 @@ class Task(_ShimTask):
 
 def _spawner(loop: SerialLoop) -> Callable[[Any, str | None], Any]:
     return lambda coro, name: loop.spawn(coro, name or "asyncpg task")
-
-
-def _noop() -> None:
-    pass
 
 
 class _Timer(asyncio.TimerHandle):

@@ -4,4 +4,5 @@ pub mod foreign;
 pub mod lock;
 pub mod lot;
 pub mod serial;
+pub mod serial_callbacks;
 pub mod waiter;

@@ -55,13 +55,14 @@ impl State {
     }
 }
 
+/// A `SerialLock`'s state, shared with what waits for it.
 #[derive(Default)]
-struct Shared {
+pub(crate) struct LockState {
     state: Mutex<State>,
     freed: Condvar,
 }
 
-impl Shared {
+impl LockState {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -70,7 +71,7 @@ impl Shared {
         self.state().take(this_thread())
     }
 
-    fn acquire(&self, py: Python<'_>) {
+    pub(crate) fn acquire(&self, py: Python<'_>) {
         if self.try_acquire() {
             return;
         }
@@ -87,7 +88,7 @@ impl Shared {
         });
     }
 
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
+    pub(crate) fn release(&self, py: Python<'_>) -> PyResult<()> {
         let mut s = self.state();
         if s.owner != this_thread() {
             return Err(PyRuntimeError::new_err(
@@ -145,7 +146,13 @@ impl Shared {
 #[pyclass(frozen, module = "manyio._core")]
 #[derive(Default)]
 pub struct SerialLock {
-    shared: Arc<Shared>,
+    shared: Arc<LockState>,
+}
+
+impl SerialLock {
+    pub(crate) fn state(&self) -> &Arc<LockState> {
+        &self.shared
+    }
 }
 
 #[pymethods]
@@ -213,7 +220,7 @@ struct Parked {
 #[pyclass(frozen, module = "manyio._core")]
 pub struct Serialized {
     coro: Py<PyAny>,
-    lock: Arc<Shared>,
+    lock: Arc<LockState>,
     on_error: Option<Py<PyAny>>,
     parked: Mutex<Option<Parked>>,
     /// Set by the first step.

@@ -4,9 +4,10 @@
     python cell.py --calibrate
     python cell.py --workload NAME --impl VARIANT --threads N --size N [--params JSON]
 
-The result line starts with ``RESULT_MARK``. The cell imports the runtime first, then times
-only the runtime's run call (creating the runtime and its threads is included), verifies the
-result and reports wall and CPU time, peak RSS and whether the GIL is enabled.
+The result line starts with ``RESULT_MARK``. The cell imports the runtime first (and the
+workload's client library, through its optional ``prepare(impl)``), then times only the
+runtime's run call (creating the runtime and its threads is included), verifies the result and
+reports wall and CPU time, peak RSS and whether the GIL is enabled.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ def _cell(args: argparse.Namespace) -> dict[str, Any]:
     }
     try:
         out["version"] = _runtimes.import_runtime(runtime)
+        prepare = getattr(module, "prepare", None)
+        if prepare is not None:
+            prepare(args.impl)  # the client library's one-time import (and patch): not timed
         out["gil_enabled_after_import"] = _gil()
         cpu0, t0 = _cpu(), time.perf_counter()
         result = _runtimes.run(runtime, args.threads, main, args.size, params)

@@ -6,7 +6,9 @@ Optional: ``cases(quick)`` returning ``(size, params, label)`` triples replaces 
 workload varies more than one parameter; ``SERVER = True`` marks a workload whose cells are
 servers driven by ``loadgen.py`` (see ``echo``) rather than timed runs; ``service()``, a
 context manager yielding environment variables for the cells, runs a server the workload's
-cells talk to (see ``httpx``) for as long as the run lasts.
+cells talk to (see ``httpx``) for as long as the run lasts; ``prepare(impl)``, called in the
+cell before the clock starts, imports the client library (and applies manyio's adapter for
+the manyio variant) so that one-time import costs are not timed for any variant.
 """
 
 from __future__ import annotations

@@ -71,6 +71,16 @@ def service() -> Iterator[dict[str, str]]:
     yield {}
 
 
+def prepare(impl: str) -> None:
+    """Imports asyncpg (and patches it for manyio) before the clock starts."""
+    import asyncpg  # noqa: F401
+
+    if impl == "manyio":
+        import manyio_asyncpg
+
+        manyio_asyncpg.patch()
+
+
 async def _task(pool: Any, i: int, n: int, many: bool) -> int:
     done = 0
     for j in range(n):

@@ -54,6 +54,14 @@ def _limits() -> Any:
     return _httpx.Limits(max_connections=TASKS, max_keepalive_connections=TASKS)
 
 
+def prepare(impl: str) -> None:
+    """Patches httpx for manyio before the clock starts (httpx itself is imported above)."""
+    if impl == "manyio":
+        import manyio_httpx
+
+        manyio_httpx.patch()
+
+
 async def _task(client: Any, url: str, n: int) -> int:
     for _ in range(n):
         r = await client.get(url)

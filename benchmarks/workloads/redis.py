@@ -39,6 +39,16 @@ def verify(result: Any, size: int, params: dict[str, Any]) -> None:
     assert result == size // (TASKS * BATCH) * TASKS * BATCH, (result, size)
 
 
+def prepare(impl: str) -> None:
+    """Imports redis-py (and patches it for manyio) before the clock starts."""
+    import redis.asyncio  # noqa: F401
+
+    if impl == "manyio":
+        import manyio_redis
+
+        manyio_redis.patch()
+
+
 async def _task(r: Any, i: int, n: int, pipelined: bool) -> int:
     key = f"bench:{i}"
     done = 0

@@ -5,7 +5,7 @@ use std::os::fd::RawFd;
 
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyInt};
 
 use crate::errors;
 use crate::io::reactor::{Direction, WaitError};
@@ -15,8 +15,10 @@ use crate::sync::waiter::Waiter;
 
 /// An int, or an object with `fileno()` (a socket, a file).
 fn as_fd(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
-    if let Ok(fd) = obj.extract::<RawFd>() {
-        return Ok(fd);
+    // A type check first: a failed `extract` builds a Python TypeError, and most callers
+    // pass a socket (redis-py's reads made one per system call).
+    if obj.is_instance_of::<PyInt>() {
+        return obj.extract();
     }
     obj.call_method0("fileno")?.extract()
 }

@@ -10,6 +10,7 @@ import time
 
 import manyio
 import pytest
+from manyio._core import SerialCallbacks, SerialLock
 from manyio_asyncpg import SerialLoop
 
 
@@ -274,3 +275,35 @@ async def test_callbacks_queued_from_a_plain_thread_run() -> None:
     with manyio.fail_after(5):
         await done.wait()
     assert ran == [True]
+
+
+def test_a_failed_drain_start_leaves_the_next_call_soon_to_try_again() -> None:
+    lock = SerialLock()
+    starts: list[int] = []
+    reports: list[dict[str, object]] = []
+    ran: list[str] = []
+
+    def start_drain() -> None:
+        starts.append(1)
+        if len(starts) == 1:
+            raise RuntimeError("no runtime to spawn the drain on")
+
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise ValueError("no repr either")
+
+        def __call__(self) -> None:
+            raise KeyError("raised by the callback")
+
+    callbacks = SerialCallbacks(lock, start_drain, reports.append)
+    with pytest.raises(RuntimeError):
+        callbacks.call_soon(ran.append, "queued before the failure")
+    callbacks.call_soon(Unprintable())
+    callbacks.call_soon(ran.append, "queued after it")
+    assert len(starts) == 2 and len(callbacks) == 3
+    with lock:
+        callbacks.run_ready()
+    assert ran == ["queued before the failure", "queued after it"]
+    [report] = reports
+    assert isinstance(report["exception"], KeyError)
+    assert report["message"] == "Exception in callback ?"

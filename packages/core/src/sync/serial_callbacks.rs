@@ -108,12 +108,13 @@ impl SerialCallbacks {
         if e.is_instance_of::<PySystemExit>(py) || e.is_instance_of::<PyKeyboardInterrupt>(py) {
             return Err(e);
         }
+        let name = callback
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "?".into());
         let report = PyDict::new(py);
         let reported = report
-            .set_item(
-                "message",
-                format!("Exception in callback {}", callback.repr()?),
-            )
+            .set_item("message", format!("Exception in callback {name}"))
             .and_then(|_| report.set_item("exception", e.value(py)))
             .and_then(|_| report.set_item("handle", handle))
             .and_then(|_| self.exception_handler.call1(py, (report,)));
@@ -185,7 +186,11 @@ impl SerialCallbacks {
             !std::mem::replace(&mut ready.draining, true)
         };
         if start {
-            self.start_drain.call0(py)?;
+            if let Err(e) = self.start_drain.call0(py) {
+                // Nobody will run the queue: the next call_soon tries again.
+                self.ready().draining = false;
+                return Err(e);
+            }
         }
         Ok(handle)
     }

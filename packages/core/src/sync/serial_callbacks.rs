@@ -18,6 +18,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::sync::foreign::FutureDone;
 use crate::sync::serial::{LockState, SerialLock};
+use crate::task::context;
 
 /// A queued callback (what asyncio's ``loop.call_soon`` returns as a ``Handle``).
 #[pyclass(frozen, module = "manyio._core")]
@@ -96,12 +97,7 @@ impl SerialCallbacks {
         let callback = h.callback.bind(py);
         let args = h.args.bind(py);
         let ran = match &h.context {
-            Some(context) => {
-                let mut all = Vec::with_capacity(args.len() + 1);
-                all.push(callback.clone());
-                all.extend(args.iter());
-                context.bind(py).call_method1("run", PyTuple::new(py, all)?)
-            }
+            Some(context) => context::run_in(py, context, || callback.call1(args)).and_then(|r| r),
             None => callback.call1(args),
         };
         let Err(e) = ran else { return Ok(()) };

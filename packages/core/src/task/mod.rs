@@ -1,6 +1,7 @@
 //! Tasks: a coroutine, its context, its place in the cancel tree, and how it ended.
 pub mod cancel;
 mod claims;
+pub mod context;
 pub mod group;
 mod step;
 pub mod stepped;

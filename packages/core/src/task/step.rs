@@ -14,10 +14,10 @@ use std::sync::atomic::Ordering;
 
 use manyio_engine::{Registered, RunEnd};
 use pyo3::exceptions::PyTypeError;
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use super::context;
 use super::stepped::Stepped;
 use super::{lock, Task};
 use crate::outcome::Outcome;
@@ -147,15 +147,8 @@ impl Task {
             Some(c) => c.clone_ref(py),
             None => return Stepped::Raised(PyTypeError::new_err("task has no coroutine")),
         };
-        // SAFETY: the context is a live object we hold a reference to; it is exited below
-        // after the step (which fetched its own error, if any) whatever the step did.
-        if unsafe { ffi::PyContext_Enter(self.context.as_ptr()) } < 0 {
-            return Stepped::Raised(PyErr::fetch(py));
-        }
-        let stepped = Stepped::send(py, &coro, &py.None());
-        // SAFETY: entered above.
-        unsafe { ffi::PyContext_Exit(self.context.as_ptr()) };
-        stepped
+        context::run_in(py, &self.context, || Stepped::send(py, &coro, &py.None()))
+            .unwrap_or_else(Stepped::Raised)
     }
 
     fn throw(&self, py: Python<'_>, exc: Py<PyAny>) -> Stepped {

@@ -1,6 +1,8 @@
-"""What the peer-suite runners (``anyio_suite``, ``httpx_suite``, ``redis_suite``) share:
-fetching a peer's sdist once, reading pytest's junit XML back into pytest test ids and
-outcomes, comparing them with the known failures, and the parts of the ``results.md`` record."""
+"""What the peer-suite runners (``asyncpg_suite``, ``httpx_suite``, ``redis_suite``, and in part
+``anyio_suite``) share: fetching a peer's sdist once, reading pytest's junit XML back into
+pytest test ids and outcomes, comparing them with the known failures (running an unlisted
+failure once more on its own, to tell a flaky test from a broken one), and the parts of the
+``results.md`` record."""
 
 from __future__ import annotations
 
@@ -14,7 +16,12 @@ import tempfile
 import tomllib
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+
+# Runs the given pytest ids once more and returns their outcomes (see compare).
+RunAgain = Callable[[list[str]], dict[str, str]]
+FLAKY = "flaky: failed in this run, passed when run again on its own (not listed)"
 
 
 def parse_args(doc: str | None) -> argparse.Namespace:
@@ -38,6 +45,19 @@ def pytest_command(plugin: str, targets: list[str], junit: Path, *options: str) 
         "--timeout", "60", f"--junitxml={junit}", "-o", "junit_family=xunit2", "-o", "addopts=",
         *options,
     ]  # fmt: skip
+
+
+def run_again_alone(run: Callable[[list[str], Path], None], sources: Path, tmp: Path) -> RunAgain:
+    """A ``run_again`` for :func:`compare`: ``run(test_ids, junit)`` runs just those tests
+    (the suite's runner, given pytest node ids instead of its modules), read back here."""
+
+    def again(test_ids: list[str]) -> dict[str, str]:
+        junit = tmp / "run-again.xml"
+        print(f"running {len(test_ids)} unlisted failure(s) again on their own")
+        run(test_ids, junit)
+        return outcomes(junit, sources)[0] if junit.exists() else {}
+
+    return again
 
 
 def verdict(listed: bool, rate: float, target: float) -> int:
@@ -103,9 +123,14 @@ def _pytest_id(classname: str, name: str, sources: Path) -> str:
     return f"{classname}::{name}"
 
 
-def compare(title: str, results: dict[str, str], known: dict[str, str]) -> tuple[bool, float]:
+def compare(
+    title: str, results: dict[str, str], known: dict[str, str], run_again: RunAgain | None = None
+) -> tuple[bool, float, dict[str, str]]:
     """Prints ``title``'s pass rate, the failures ``known`` does not list and the listed ones
-    that passed; returns (every failure listed, pass rate of the tests the suite ran)."""
+    that passed. Unlisted failures are run once more on their own with ``run_again``; one that
+    passes then is reported as flaky, not as a failure (the pass rate still counts its first
+    outcome). Returns (every failure listed or flaky, pass rate of the tests the suite ran,
+    test id -> reason for each flaky one)."""
     counts = Counter(results.values())
     applicable = {t: s for t, s in results.items() if s != "skipped"}
     rate = counts["passed"] / len(applicable) if applicable else 0.0
@@ -114,11 +139,18 @@ def compare(title: str, results: dict[str, str], known: dict[str, str]) -> tuple
         f"{counts['skipped']} skipped by the suite; {dict(counts)}"
     )
     unexpected = sorted(t for t, s in applicable.items() if s != "passed" and t not in known)
+    flaky: dict[str, str] = {}
+    if unexpected and run_again is not None:
+        again = run_again(unexpected)
+        flaky = {t: FLAKY for t in unexpected if again.get(t) == "passed"}
+        unexpected = [t for t in unexpected if t not in flaky]
+    for t in flaky:
+        print(f"  FLAKY, not listed ({applicable[t]}, then passed when run again on its own): {t}")
     for t in unexpected:
         print(f"  NOT LISTED in known-failures.toml ({applicable[t]}): {t}")
     for t in sorted(t for t in known if results.get(t) == "passed"):
         print(f"  listed as failing but passed: {t}")
-    return not unexpected, rate
+    return not unexpected, rate, flaky
 
 
 def counts_lines(results: dict[str, str], skips: dict[str, str], rate: float) -> list[str]:

@@ -13,7 +13,8 @@ Stack modules, the suite's own TLS setup, hiredis) are not run; tests the suite 
     python integration/redis_suite/run.py             # run, compare, print a summary
     python integration/redis_suite/run.py --update    # also rewrite results.md
 
-It exits non-zero if a test fails that is not listed, or if fewer than 95% pass.
+It exits non-zero if a test fails that is not listed (and fails again when run once more on
+its own: one that passes then is reported as flaky), or if fewer than 95% pass.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from suite_record import (  # noqa: E402  (integration/suite_record.py)
     outcomes,
     parse_args,
     pytest_command,
+    run_again_alone,
     verdict,
 )
 
@@ -109,16 +111,18 @@ def redis_server() -> Iterator[str]:
             proc.wait(timeout=10)
 
 
-def run_suite(sources: Path, junit: Path, url: str, extra: list[str]) -> None:
+def suite_files(sources: Path) -> list[str]:
     # Test files named one by one: given the directory, pytest would import the conftest of
     # every test_* subdirectory, not-applicable ones included.
     suite = sources / "tests" / "test_asyncio"
-    files = sorted(
-        str(p.relative_to(sources)) for p in suite.glob("test_*.py") if p.name not in NOT_APPLICABLE
-    )
+    files = (p for p in suite.glob("test_*.py") if p.name not in NOT_APPLICABLE)
+    return sorted(str(p.relative_to(sources)) for p in files)
+
+
+def run_suite(sources: Path, junit: Path, url: str, targets: list[str], extra: list[str]) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(sources)])}
     cmd = pytest_command(
-        "manyio_redis_suite_plugin", files, junit, "-m", "not onlycluster and not redismod and not ssl",
+        "manyio_redis_suite_plugin", targets, junit, "-m", "not onlycluster and not redismod and not ssl",
         f"--redis-url={url}", "-p", "no:asyncio", "-o", "log_cli=false", *extra,
     )  # fmt: skip
     subprocess.run(cmd, cwd=sources, env=env, check=False)
@@ -132,12 +136,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         with redis_server() as url:
-            run_suite(sources, junit, url, args.pytest_args)
-        results, skips = outcomes(junit, sources)
 
-    listed, rate = compare(f"redis-py {REDIS_VERSION} tests/test_asyncio on manyio", results, known)
+            def run(targets: list[str], junit: Path) -> None:
+                run_suite(sources, junit, url, targets, args.pytest_args)
+
+            run(suite_files(sources), junit)
+            results, skips = outcomes(junit, sources)
+            again = run_again_alone(run, sources, Path(tmp))
+            title = f"redis-py {REDIS_VERSION} tests/test_asyncio on manyio"
+            listed, rate, flaky = compare(title, results, known, again)
     if args.update:
-        write_results(results, known, skips, rate)
+        write_results(results, {**flaky, **known}, skips, rate)
     return verdict(listed, rate, TARGET)
 
 

@@ -4,6 +4,7 @@ private TLS + Unix-socket server. Async tests run on a 2-thread manyio runtime."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import socket
@@ -11,11 +12,13 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 
 import manyio
 import pytest
 import redis
 import redis.asyncio as aredis
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -267,8 +270,9 @@ async def test_from_url_options_and_health_checks(redis_url: str) -> None:
         await r.delete(k)
 
 
-async def test_socket_timeout_is_enforced() -> None:
-    # A server that accepts and never answers: every read must time out on time.
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """A TCP server that accepts and never answers; yields its port."""
     listener = await manyio.net.create_tcp_listener("127.0.0.1", 0)
     held: list[manyio.net.SocketStream] = []
 
@@ -278,29 +282,72 @@ async def test_socket_timeout_is_enforced() -> None:
 
     async with manyio.TaskGroup() as tg:
         tg.start_soon(accept_forever)
-        r = aredis.Redis(
-            host="127.0.0.1", port=listener.port, socket_timeout=0.4, retry=_no_retry(), protocol=2
-        )
-        start = time.monotonic()
-        with pytest.raises(redis.TimeoutError):
-            await r.get("k")
-        elapsed = time.monotonic() - start
-        assert 0.35 < elapsed < 0.8, elapsed  # within 2x of the timeout (a loaded CI machine)
-        await r.aclose()
-
-        # The TLS handshake never completes either: socket_connect_timeout bounds it.
-        r = aredis.Redis(
-            host="127.0.0.1", port=listener.port, ssl=True, socket_connect_timeout=0.3, retry=_no_retry()
-        )
-        start = time.monotonic()
-        with pytest.raises(redis.TimeoutError):
-            await r.ping()
-        assert 0.25 < time.monotonic() - start < 0.6
-        await r.aclose()
+        yield listener.port
         tg.cancel_scope.cancel()
     for stream in held:
         await stream.aclose()
     await listener.aclose()
+
+
+async def test_socket_timeout_is_enforced() -> None:
+    # Every read from a server that never answers must time out on time: within 1.5x of
+    # socket_timeout (a second, so that a loaded CI machine's stalls fit in the half).
+    async with silent_server() as port:
+        r = aredis.Redis(host="127.0.0.1", port=port, socket_timeout=1.0, retry=_no_retry(), protocol=2)
+        start = time.monotonic()
+        with pytest.raises(redis.TimeoutError):
+            await r.get("k")
+        elapsed = time.monotonic() - start
+        assert 0.95 < elapsed < 1.5, elapsed
+        await r.aclose()
+
+        # The TLS handshake never completes either: socket_connect_timeout bounds it.
+        r = aredis.Redis(host="127.0.0.1", port=port, ssl=True, socket_connect_timeout=1.0, retry=_no_retry())
+        start = time.monotonic()
+        with pytest.raises(redis.TimeoutError):
+            await r.ping()
+        elapsed = time.monotonic() - start
+        assert 0.95 < elapsed < 1.5, elapsed
+        await r.aclose()
+
+
+async def test_a_read_timeout_moved_from_another_task_moves_the_deadline(redis_url: str) -> None:
+    # redis-py relaxes (and restores) the deadline of a read in progress, for maintenance
+    # notifications, with its timeout scope's reschedule(), from whichever task handles the
+    # notification. The read here is a BLPOP that nothing will ever answer.
+    key = _key("reschedule")
+
+    async def blpop_timing_out(socket_timeout: float, move: Callable[[aredis.Connection], None]) -> float:
+        conn = aredis.Connection(**parse_url(redis_url), socket_timeout=socket_timeout, retry=_no_retry())
+        await conn.connect()
+        await conn.send_command("BLPOP", key, 0)
+
+        async def mover() -> None:
+            while conn._active_read_timeout is None:  # the read has entered its scope
+                await manyio.sleep(0.005)
+            move(conn)
+
+        start = time.monotonic()
+        try:
+            async with manyio.TaskGroup() as tg:
+                tg.start_soon(mover)
+                with pytest.raises(redis.TimeoutError):
+                    await conn.read_response()
+            return time.monotonic() - start
+        finally:
+            await conn.disconnect()
+
+    # Relaxed to 1.2 s from the move: not 0.3 s from the start.
+    elapsed = await blpop_timing_out(0.3, lambda conn: conn.update_current_socket_timeout(1.2))
+    assert 1.15 < elapsed < 1.8, elapsed
+
+    # Restored (-1) to socket_timeout, shortened here from 10 s to 0.3 s.
+    def restore(conn: aredis.Connection) -> None:
+        conn.socket_timeout = 0.3
+        conn.update_current_socket_timeout(-1)
+
+    elapsed = await blpop_timing_out(10.0, restore)
+    assert 0.25 < elapsed < 1.5, elapsed
 
 
 async def test_unreachable_server_names_the_address() -> None:

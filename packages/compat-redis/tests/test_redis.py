@@ -397,6 +397,31 @@ async def test_client_kill_on_a_busy_connection_then_the_pool_recovers(redis_url
         await r.delete(k)
 
 
+async def test_retry_resends_a_command_whose_connection_was_killed(redis_url: str) -> None:
+    # With retries on, a BLPOP whose connection the server kills is sent
+    # again on a new connection, and gets the value pushed after the kill.
+    name = "retried-" + uuid.uuid4().hex[:6]
+    async with (
+        aredis.Redis.from_url(redis_url, client_name=name, retry=Retry(NoBackoff(), 2)) as r,
+        aredis.Redis.from_url(redis_url) as admin,
+    ):
+        k = _key("retry")
+        killed: list[int] = []
+
+        async def kill_then_push() -> None:
+            await manyio.sleep(0.2)
+            for c in await admin.client_list():
+                if c.get("name") == name and c.get("cmd") == "blpop":
+                    killed.append(await admin.client_kill_filter(_id=c["id"]))
+            await manyio.sleep(0.2)
+            await admin.rpush(k, "after the kill")
+
+        async with manyio.TaskGroup() as tg:
+            tg.start_soon(kill_then_push)
+            assert await r.blpop([k], timeout=5) == (k.encode(), b"after the kill")
+        assert killed == [1]
+
+
 async def test_cancellation_discards_connections_and_values_stay_right(redis_url: str) -> None:
     pool = aredis.BlockingConnectionPool.from_url(redis_url, max_connections=50, timeout=10)
     async with aredis.Redis(connection_pool=pool) as r:

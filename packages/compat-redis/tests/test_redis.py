@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import manyio
 import pytest
@@ -146,6 +147,52 @@ async def test_pubsub_subscribe_psubscribe_listen_and_sharded(redis_url: str) ->
             await r.spublish(channel, "sharded")
             message = await ps.get_message(timeout=1.0)
             assert message["type"] == "smessage" and message["data"] == b"sharded"
+
+
+async def test_one_pubsub_shared_by_tasks_on_both_workers(redis_url: str) -> None:
+    # A PubSub is a serial domain, as under asyncio: while a handler of its run() holds one
+    # worker (0.1 s), a subscribe() from a task on the other worker waits for it instead of
+    # changing the subscriptions under it; then run() delivers to the late subscriptions.
+    async with aredis.Redis.from_url(redis_url) as r, r.pubsub() as ps:
+        base = _key("shared-pubsub")
+        in_handler = threading.Event()
+        seen_by_handler: list[tuple[set[bytes], set[bytes]]] = []
+        late = [f"{base}:late:{i}" for i in range(20)]
+        got: list[bytes] = []
+        all_got = manyio.Event()
+
+        def slow_handler(message: dict[str, Any]) -> None:
+            before = set(ps.channels)
+            in_handler.set()
+            time.sleep(0.1)  # holds this worker; the other one runs the subscriber
+            seen_by_handler.append((before, set(ps.channels)))
+
+        def collect(message: dict[str, Any]) -> None:
+            got.append(message["channel"])
+            if len(got) == len(late):
+                all_got.set()
+
+        async def subscribed(*channels: str) -> None:
+            while any(n != 1 for _, n in await r.pubsub_numsub(*channels)):
+                await manyio.sleep(0.005)
+
+        await ps.subscribe(**{f"{base}:slow": slow_handler})
+        async with manyio.TaskGroup() as tg:
+            tg.start_soon(ps.run)
+            await subscribed(f"{base}:slow")
+            await r.publish(f"{base}:slow", "hold the worker")
+            assert await manyio.to_thread(in_handler.wait, 10)
+            await ps.subscribe(**dict.fromkeys(late, collect))
+            await subscribed(*late)
+            for channel in late:
+                await r.publish(channel, "hello")
+            with manyio.fail_after(10):
+                await all_got.wait()
+            tg.cancel_scope.cancel()
+        assert len(seen_by_handler) == 1
+        before, after = seen_by_handler[0]
+        assert before == after == {f"{base}:slow".encode()}
+        assert sorted(got) == sorted(channel.encode() for channel in late)
 
 
 async def test_lock_excludes_tasks_on_both_workers(redis_url: str) -> None:

@@ -19,9 +19,11 @@ Example::
 One client and its connection pool can be shared by tasks on every worker. Inside manyio
 tasks redis-py's sockets are manyio's, its timeouts are cancel scopes with real deadlines
 (``socket_timeout``, ``socket_connect_timeout``, the pool's ``timeout``, and redis-py's
-``reschedule()`` of them), its ``shield`` really shields, and its pool is guarded by
-thread-safe locks. asyncio tasks in the same process (on asyncio's loop or on a
-:mod:`manyio.asyncio` facade) keep getting stock asyncio: see :mod:`manyio_redis._aio`.
+``reschedule()`` of them), its ``shield`` really shields, its pool is guarded by
+thread-safe locks, and each ``PubSub`` is a serial domain (tasks on several workers can
+share one, as asyncio tasks do: see :mod:`manyio_redis._pubsub`). asyncio tasks in the same
+process (on asyncio's loop or on a :mod:`manyio.asyncio` facade) keep getting stock asyncio:
+see :mod:`manyio_redis._aio`.
 
 hiredis is never imported by this package: it would turn the GIL back on. In its place,
 replies are parsed and commands packed by this package's Rust module (``_resp``), behind
@@ -42,7 +44,7 @@ from typing import Any
 import manyio
 from manyio import _aioshim
 
-from . import _aio, _parser
+from . import _aio, _parser, _pubsub
 
 __all__ = ["patch", "patched_modules"]
 
@@ -87,6 +89,7 @@ def patch() -> list[str]:
                 _patched.append(name)
         _shield_cleanup()
         _parser.install()
+        _pubsub.install()
         import redis.asyncio.lock
 
         redis.asyncio.lock.threading = _aio.threading_for_redis_lock  # type: ignore[attr-defined]

@@ -339,6 +339,108 @@ def test_lock_hand_off_racing_cancellation_on_two_workers() -> None:
     run(main)
 
 
+# --- Lock(fair=False): barging with eventual fairness ---------------------------------------
+
+
+@pytest.mark.parametrize("fair", [True, False])
+def test_lock_mutual_exclusion_with_cancellations_on_two_workers(fair: bool) -> None:
+    # Many short sections on both workers, some acquirers cancelled while they wait: the
+    # count stays exact, the lock ends free and no waiter is left behind (no lost wake-up).
+    total = 0
+    done = 0
+
+    async def worker(lock: manyio.Lock, i: int) -> None:
+        nonlocal total, done
+        for k in range(300):
+            with manyio.move_on_after(0.0002 if (i + k) % 7 == 0 else math.inf):
+                async with lock:
+                    value = total
+                    if k % 3 == 0:
+                        await manyio.checkpoint()
+                    total = value + 1
+                    done += 1
+
+    async def main() -> None:
+        lock = manyio.Lock(fair=fair)
+        async with manyio.TaskGroup() as tg:
+            for i in range(16):
+                tg.start_soon(worker, lock, i)
+        assert not lock.locked() and lock.statistics()["tasks_waiting"] == 0
+
+    run(main)
+    assert total == done and done > 16 * 300 * 5 // 7
+
+
+async def _queued(lock: manyio.Lock) -> None:
+    """Lets a just-spawned acquirer queue (one thread), well within the 1 ms an unfair lock
+    lets it be overtaken (a sleeping poll would take longer)."""
+    while lock.statistics()["tasks_waiting"] == 0:
+        await manyio.checkpoint()
+
+
+def test_unfair_lock_lets_a_newcomer_take_it_and_the_waiter_queues_again() -> None:
+    async def main() -> None:
+        lock = manyio.Lock(fair=False)
+        await lock.acquire()
+        got: list[str] = []
+
+        async def waiter() -> None:
+            async with lock:
+                got.append("waiter")
+
+        task = manyio.spawn(waiter())
+        await _queued(lock)
+        lock.release()
+        # Free, and the woken waiter has not run yet (one thread): this task barges in.
+        assert not lock.locked()
+        lock.acquire_nowait()
+        got.append("newcomer")
+        await manyio.checkpoint()  # the waiter runs, finds the lock taken and queues again
+        assert lock.statistics()["tasks_waiting"] == 1
+        lock.release()
+        await task
+        assert got == ["newcomer", "waiter"]
+        assert not lock.locked()
+
+    run(main, threads=1)
+
+
+def test_unfair_lock_is_handed_to_a_waiter_overtaken_for_a_millisecond(wait_until) -> None:
+    async def main() -> None:
+        lock = manyio.Lock(fair=False)
+        await lock.acquire()
+        task = manyio.spawn(lock.acquire())
+        await wait_until(lambda: lock.statistics()["tasks_waiting"] == 1)
+        time.sleep(0.002)  # the waiter has now waited past the 1 ms limit
+        lock.release()
+        assert lock.statistics()["owner"] is task  # handed over: nobody barges in
+        with pytest.raises(manyio.WouldBlock):
+            lock.acquire_nowait()
+        await task
+
+    run(main, threads=1)
+
+
+def test_asyncio_shim_locks_barge() -> None:
+    # asyncio code's locks on manyio (redis-py's pool lock) are the unfair kind.
+    from manyio import _aioshim
+
+    async def main() -> None:
+        shim = _aioshim.Lock()
+        async with shim:
+            pass
+        inner = shim._impl()
+        await inner.acquire()
+        task = manyio.spawn(inner.acquire())
+        await _queued(inner)
+        inner.release()
+        inner.acquire_nowait()  # a fair lock would have gone to the waiter
+        inner.release()
+        await task
+
+    run(main, threads=1)
+
+
 @types.coroutine
 def _suspend(awaitable_step: object):  # type: ignore[no-untyped-def]
     """Hands what an awaitable yielded to the scheduler and returns what it resumes with."""

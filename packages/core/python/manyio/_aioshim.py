@@ -553,7 +553,9 @@ class _Acquirable(_Lazy):
 
 
 class Lock(_Acquirable):
-    _manyio_factory = manyio.Lock
+    # Barging (fair=False): asyncio code relies on no order among waiters, and a FIFO hand-off
+    # convoys on a busy machine (redis-py's pool lock, taken twice per command).
+    _manyio_factory = functools.partial(manyio.Lock, fair=False)
     _asyncio_factory = _asyncio.Lock
     _acquire_manyio = staticmethod(manyio.Lock.acquire_unchecked)
 

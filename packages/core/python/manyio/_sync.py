@@ -62,7 +62,10 @@ class Lock(_core.Lock):
     """A fair mutual-exclusion lock for tasks: FIFO, owned by the task that acquired it.
 
     ``acquire()`` is a checkpoint; ``release()`` hands the lock straight to the longest waiting
-    task. Implemented in the Rust core (``manyio._core.Lock``).
+    task. ``Lock(fair=False)`` lets a newcomer take a free lock while others wait (``release()``
+    wakes the longest waiting task to try again), which keeps short sections from forming a
+    convoy when an owner is preempted; a task overtaken for 1 ms is handed the lock. Implemented
+    in the Rust core (``manyio._core.Lock``).
 
     Example::
 

@@ -12,6 +12,14 @@
 //! a few microseconds held for a whole scheduling round). So the first waiter, when the owner
 //! is running on another thread, spins briefly in its place in the queue before parking: a
 //! short section ends while it spins and the hand-off reaches a task that is running.
+//!
+//! When the owner is preempted (a busy machine: the workers share their cores with the
+//! servers they talk to), the first waiter parks and the convoy forms all the same. So a lock
+//! made with `fair=False` (the asyncio shim's: asyncio code relies on no order of waiters)
+//! lets newcomers barge, as parking_lot's and Go's mutexes do: `release()` leaves it free and
+//! wakes the first waiter to try again, and whoever runs first takes it. A woken waiter that
+//! finds it taken queues again at the front, and once it has waited `STARVING` the lock is
+//! handed to it as a fair lock would.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -32,11 +40,26 @@ use crate::task::Task;
 /// that only touches memory, far shorter than a park and a wake-up through the run queue.
 const SPIN: Duration = Duration::from_micros(20);
 
+/// How long a waiter of a barging lock may be overtaken before the lock is handed to it.
+const STARVING: Duration = Duration::from_millis(1);
+
+/// A parked acquirer: the slot to complete, its task, and when it first queued.
+type Queued = (Arc<WaitSlot>, Py<Task>, Instant);
+
 #[derive(Default)]
 struct State {
     owner: Option<Py<Task>>,
-    /// Parked acquirers, oldest first: the slot to complete and the task it makes the owner.
-    waiters: VecDeque<(Arc<WaitSlot>, Py<Task>)>,
+    /// Parked acquirers, oldest first.
+    waiters: VecDeque<Queued>,
+    /// `fair=False`: newcomers may take the lock while others wait.
+    barging: bool,
+}
+
+impl State {
+    /// Whether `task` may take the lock now: it is free and nobody waits (or it barges).
+    fn free_for_newcomer(&self) -> bool {
+        self.owner.is_none() && (self.barging || self.waiters.is_empty())
+    }
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -62,7 +85,8 @@ fn would_block(py: Python<'_>) -> PyErr {
     }
 }
 
-/// A fair mutual-exclusion lock for tasks: FIFO, owned by the task that acquired it.
+/// A mutual-exclusion lock for tasks, owned by the task that acquired it: FIFO by default,
+/// barging with eventual fairness with ``fair=False``.
 ///
 /// The owner is held strongly and is not visited by the garbage collector: a task drops its
 /// coroutine when it finishes, so a lock held by a finished task cannot keep a cycle alive.
@@ -75,8 +99,15 @@ pub struct Lock {
 #[pymethods]
 impl Lock {
     #[new]
-    fn new() -> Self {
-        Self::default()
+    #[pyo3(signature = (*, fair = true))]
+    fn new(fair: bool) -> Self {
+        let state = State {
+            barging: !fair,
+            ..State::default()
+        };
+        Self {
+            state: Arc::new(Mutex::new(state)),
+        }
     }
 
     /// True while a task holds the lock.
@@ -97,7 +128,7 @@ impl Lock {
         if owned_by(&state, &task) {
             return Err(PyRuntimeError::new_err("this task already holds the lock"));
         }
-        if state.owner.is_some() || !state.waiters.is_empty() {
+        if !state.free_for_newcomer() {
             drop(state);
             return Err(would_block(py));
         }
@@ -120,20 +151,23 @@ impl Lock {
         Acquire::unchecked(&self.state)
     }
 
-    /// Releases the lock, handing it to the longest waiting task.
+    /// Releases the lock, handing it to the longest waiting task (a barging lock: leaving it
+    /// free and waking that task to try again, unless it has waited `STARVING`).
     fn release(&self, py: Python<'_>) -> PyResult<()> {
         let task = caller(py, "Lock.release()")?;
         let mut state = lock(&self.state);
         if !owned_by(&state, &task) {
             return Err(PyRuntimeError::new_err("the lock is not held by this task"));
         }
-        while let Some((slot, next)) = state.waiters.pop_front() {
-            state.owner = Some(next);
+        state.owner = None;
+        while let Some((slot, next, since)) = state.waiters.pop_front() {
+            let hand_off = !state.barging || since.elapsed() >= STARVING;
+            state.owner = hand_off.then_some(next);
             if complete_slot(py, &slot, None) {
                 return Ok(());
             }
+            state.owner = None;
         }
-        state.owner = None;
         Ok(())
     }
 
@@ -186,6 +220,8 @@ const DONE: u8 = 3;
 pub struct Acquire {
     state: Weak<Mutex<State>>,
     step: AtomicU8,
+    /// When this acquirer first queued: a barging lock hands itself to it after `STARVING`.
+    queued_at: Mutex<Option<Instant>>,
 }
 
 impl Acquire {
@@ -193,6 +229,7 @@ impl Acquire {
         Self {
             state: Arc::downgrade(state),
             step: AtomicU8::new(START),
+            queued_at: Mutex::new(None),
         }
     }
 
@@ -201,6 +238,7 @@ impl Acquire {
         Self {
             state: Arc::downgrade(state),
             step: AtomicU8::new(CHECKED),
+            queued_at: Mutex::new(None),
         }
     }
 
@@ -209,50 +247,76 @@ impl Acquire {
         Self {
             state: Weak::new(),
             step: AtomicU8::new(DONE),
+            queued_at: Mutex::new(None),
         }
     }
 
     /// Takes the lock now, or queues the task and returns the waiter to park on.
-    fn take_or_park(&self, py: Python<'_>) -> PyResult<Option<Waiter>> {
+    ///
+    /// `woken`: this acquirer parked before and was woken, either as the new owner (a hand-off)
+    /// or, by a barging lock, to try again; then it takes a free lock whoever else waits, and
+    /// queues again at the front if it is taken.
+    fn take_or_park(&self, py: Python<'_>, mut woken: bool) -> PyResult<Option<Waiter>> {
         let task = caller(py, "Lock.acquire()")?;
         let Some(shared) = self.state.upgrade() else {
             return Err(PyRuntimeError::new_err("the lock was garbage-collected"));
         };
-        let mut state = lock(&shared);
-        if owned_by(&state, &task) {
-            return Err(PyRuntimeError::new_err("this task already holds the lock"));
-        }
-        if state.owner.is_none() && state.waiters.is_empty() {
-            state.owner = Some(task);
-            return Ok(None);
-        }
-        let slot: Arc<WaitSlot> = Arc::new(Completion::new());
-        state.waiters.push_back((slot.clone(), task));
-        let running_owner = match &state.owner {
-            Some(owner) if state.waiters.len() == 1 && owner.get().state.is_running() => {
-                Some(owner.clone_ref(py))
+        loop {
+            let mut state = lock(&shared);
+            if owned_by(&state, &task) {
+                if woken {
+                    return Ok(None);
+                }
+                return Err(PyRuntimeError::new_err("this task already holds the lock"));
             }
-            _ => None,
-        };
-        drop(state);
-        if let Some(owner) = running_owner {
-            if spin_for_handoff(&slot, &owner) {
-                slot.take();
+            let free = if woken {
+                state.owner.is_none()
+            } else {
+                state.free_for_newcomer()
+            };
+            if free {
+                state.owner = Some(task);
                 return Ok(None);
             }
-        }
-        let weak = Arc::downgrade(&shared);
-        let mine = Arc::downgrade(&slot);
-        Ok(Some(Waiter::new(
-            slot,
-            Some(Box::new(move || {
-                if let (Some(shared), Some(mine)) = (weak.upgrade(), mine.upgrade()) {
-                    lock(&shared)
-                        .waiters
-                        .retain(|(s, _)| !Arc::ptr_eq(s, &mine));
+            let since = *self
+                .queued_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(Instant::now);
+            let slot: Arc<WaitSlot> = Arc::new(Completion::new());
+            let entry = (slot.clone(), task.clone_ref(py), since);
+            if woken {
+                state.waiters.push_front(entry);
+            } else {
+                state.waiters.push_back(entry);
+            }
+            let first = Arc::ptr_eq(&state.waiters[0].0, &slot);
+            let running_owner = match &state.owner {
+                Some(owner) if first && owner.get().state.is_running() => Some(owner.clone_ref(py)),
+                _ => None,
+            };
+            drop(state);
+            if let Some(owner) = running_owner {
+                if spin_for_handoff(&slot, &owner) {
+                    // Handed the lock, or (barging) told to try again: either way, look.
+                    slot.take();
+                    woken = true;
+                    continue;
                 }
-            })),
-        )))
+            }
+            let weak = Arc::downgrade(&shared);
+            let mine = Arc::downgrade(&slot);
+            return Ok(Some(Waiter::new(
+                slot,
+                Some(Box::new(move || {
+                    if let (Some(shared), Some(mine)) = (weak.upgrade(), mine.upgrade()) {
+                        lock(&shared)
+                            .waiters
+                            .retain(|(s, _, _)| !Arc::ptr_eq(s, &mine));
+                    }
+                })),
+            )));
+        }
     }
 }
 
@@ -289,7 +353,8 @@ impl Acquire {
                 self.step.store(CHECKED, Ordering::Release);
                 Ok(Some(py.None()))
             }
-            CHECKED => match self.take_or_park(py)? {
+            // PARKED: resumed without an exception, as the owner or (barging) to try again.
+            step @ (CHECKED | PARKED) => match self.take_or_park(py, step == PARKED)? {
                 None => {
                     self.step.store(DONE, Ordering::Release);
                     Ok(None)
@@ -299,11 +364,6 @@ impl Acquire {
                     Ok(Some(Py::new(py, waiter)?.into_any()))
                 }
             },
-            PARKED => {
-                // Resumed without an exception: the releaser made us the owner.
-                self.step.store(DONE, Ordering::Release);
-                Ok(None)
-            }
             _ => Ok(None),
         }
     }

@@ -208,18 +208,32 @@ def test_lock_is_not_reentrant() -> None:
     run(main)
 
 
-def test_lock_handoff_prevents_barging(wait_until) -> None:
+async def _held_with_a_queued_waiter(fair: bool) -> tuple[manyio.Lock, list[str], manyio.Task]:
+    """A lock this task holds and a task queued for it, which notes in the list when it gets
+    the lock (one thread: it runs only at this task's checkpoints)."""
+    lock = manyio.Lock(fair=fair)
+    await lock.acquire()
+    got: list[str] = []
+
+    async def waiter() -> None:
+        async with lock:
+            got.append("waiter")
+
+    task = manyio.spawn(waiter())
+    await _queued(lock)
+    return lock, got, task
+
+
+async def _queued(lock: manyio.Lock) -> None:
+    """Lets a just-spawned acquirer queue (one thread), well within the 1 ms an unfair lock
+    lets it be overtaken (a sleeping poll would take longer)."""
+    while lock.statistics()["tasks_waiting"] == 0:
+        await manyio.checkpoint()
+
+
+def test_lock_handoff_prevents_barging() -> None:
     async def main() -> None:
-        lock = manyio.Lock()
-        await lock.acquire()
-        got: list[str] = []
-
-        async def waiter() -> None:
-            async with lock:
-                got.append("waiter")
-
-        task = manyio.spawn(waiter())
-        await wait_until(lambda: lock.statistics()["tasks_waiting"] == 1)
+        lock, got, task = await _held_with_a_queued_waiter(fair=True)
         lock.release()
         # The lock went straight to the waiter: nobody can barge in.
         assert lock.locked()
@@ -371,25 +385,9 @@ def test_lock_mutual_exclusion_with_cancellations_on_two_workers(fair: bool) -> 
     assert total == done and done > 16 * 300 * 5 // 7
 
 
-async def _queued(lock: manyio.Lock) -> None:
-    """Lets a just-spawned acquirer queue (one thread), well within the 1 ms an unfair lock
-    lets it be overtaken (a sleeping poll would take longer)."""
-    while lock.statistics()["tasks_waiting"] == 0:
-        await manyio.checkpoint()
-
-
 def test_unfair_lock_lets_a_newcomer_take_it_and_the_waiter_queues_again() -> None:
     async def main() -> None:
-        lock = manyio.Lock(fair=False)
-        await lock.acquire()
-        got: list[str] = []
-
-        async def waiter() -> None:
-            async with lock:
-                got.append("waiter")
-
-        task = manyio.spawn(waiter())
-        await _queued(lock)
+        lock, got, task = await _held_with_a_queued_waiter(fair=False)
         lock.release()
         # Free, and the woken waiter has not run yet (one thread): this task barges in.
         assert not lock.locked()

@@ -224,10 +224,10 @@ async def _held_with_a_queued_waiter(fair: bool) -> tuple[manyio.Lock, list[str]
     return lock, got, task
 
 
-async def _queued(lock: manyio.Lock) -> None:
-    """Lets a just-spawned acquirer queue (one thread), well within the 1 ms an unfair lock
-    lets it be overtaken (a sleeping poll would take longer)."""
-    while lock.statistics()["tasks_waiting"] == 0:
+async def _queued(lock: manyio.Lock, n: int = 1) -> None:
+    """Lets just-spawned acquirers queue (one thread) until ``n`` wait, well within the 1 ms
+    an unfair lock lets them be overtaken (a sleeping poll would take longer)."""
+    while lock.statistics()["tasks_waiting"] < n:
         await manyio.checkpoint()
 
 
@@ -403,6 +403,33 @@ def test_unfair_lock_lets_a_newcomer_take_it_and_the_waiter_queues_again() -> No
     run(main, threads=1)
 
 
+def test_unfair_lock_waiters_overtaken_twice_keep_their_order() -> None:
+    async def main() -> None:
+        lock = manyio.Lock(fair=False)
+        await lock.acquire()
+        got: list[str] = []
+
+        async def waiter(name: str) -> None:
+            async with lock:
+                got.append(name)
+
+        first = manyio.spawn(waiter("first"))
+        await _queued(lock)
+        second = manyio.spawn(waiter("second"))
+        await _queued(lock, 2)
+        for _ in range(2):  # wakes the first, then the second, barging in each time
+            lock.release()
+            lock.acquire_nowait()
+        await manyio.checkpoint()  # both find the lock taken and queue again, oldest first
+        assert lock.statistics()["tasks_waiting"] == 2
+        lock.release()
+        await first
+        await second
+        assert got == ["first", "second"]
+
+    run(main, threads=1)
+
+
 def test_unfair_lock_is_handed_to_a_waiter_overtaken_for_a_millisecond(wait_until) -> None:
     async def main() -> None:
         lock = manyio.Lock(fair=False)
@@ -414,6 +441,27 @@ def test_unfair_lock_is_handed_to_a_waiter_overtaken_for_a_millisecond(wait_unti
         assert lock.statistics()["owner"] is task  # handed over: nobody barges in
         with pytest.raises(manyio.WouldBlock):
             lock.acquire_nowait()
+        await task
+
+    run(main, threads=1)
+
+
+@pytest.mark.parametrize("fair", [True, False])
+def test_a_lock_handed_over_and_then_dropped_still_counts_as_taken(fair: bool) -> None:
+    # The waiter's acquire holds the lock only weakly: once the lock has handed itself over
+    # (or woken the waiter to take it), dropping it must not fail the waiter's acquire.
+    async def main() -> None:
+        lock = manyio.Lock(fair=fair)
+        await lock.acquire()
+        acquire = lock.acquire_unchecked()
+
+        async def waiter() -> None:
+            await acquire
+
+        task = manyio.spawn(waiter())
+        await _queued(lock)
+        lock.release()
+        del lock  # the waiter has not run yet (one thread)
         await task
 
     run(main, threads=1)

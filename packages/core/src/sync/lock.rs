@@ -18,8 +18,8 @@
 //! made with `fair=False` (the asyncio shim's: asyncio code relies on no order of waiters)
 //! lets newcomers barge, as parking_lot's and Go's mutexes do: `release()` leaves it free and
 //! wakes the first waiter to try again, and whoever runs first takes it. A woken waiter that
-//! finds it taken queues again at the front, and once it has waited `STARVING` the lock is
-//! handed to it as a fair lock would.
+//! finds it taken queues again in the place its first queuing gave it (oldest first), and once
+//! the oldest has waited `STARVING` the lock is handed to it as a fair lock would.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -255,10 +255,13 @@ impl Acquire {
     ///
     /// `woken`: this acquirer parked before and was woken, either as the new owner (a hand-off)
     /// or, by a barging lock, to try again; then it takes a free lock whoever else waits, and
-    /// queues again at the front if it is taken.
+    /// queues again in the place its first queuing gave it if the lock is taken.
     fn take_or_park(&self, py: Python<'_>, mut woken: bool) -> PyResult<Option<Waiter>> {
         let task = caller(py, "Lock.acquire()")?;
         let Some(shared) = self.state.upgrade() else {
+            if woken {
+                return Ok(None); // handed a lock nobody else can reach any more
+            }
             return Err(PyRuntimeError::new_err("the lock was garbage-collected"));
         };
         loop {
@@ -284,12 +287,15 @@ impl Acquire {
                 .unwrap_or_else(|p| p.into_inner())
                 .get_or_insert_with(Instant::now);
             let slot: Arc<WaitSlot> = Arc::new(Completion::new());
-            let entry = (slot.clone(), task.clone_ref(py), since);
-            if woken {
-                state.waiters.push_front(entry);
-            } else {
-                state.waiters.push_back(entry);
-            }
+            // Oldest first: a woken waiter goes back before everyone who queued after it.
+            let at = state
+                .waiters
+                .iter()
+                .position(|(_, _, queued)| *queued > since)
+                .unwrap_or(state.waiters.len());
+            state
+                .waiters
+                .insert(at, (slot.clone(), task.clone_ref(py), since));
             let first = Arc::ptr_eq(&state.waiters[0].0, &slot);
             let running_owner = match &state.owner {
                 Some(owner) if first && owner.get().state.is_running() => Some(owner.clone_ref(py)),
@@ -306,7 +312,7 @@ impl Acquire {
             }
             let weak = Arc::downgrade(&shared);
             let mine = Arc::downgrade(&slot);
-            return Ok(Some(Waiter::new(
+            return Ok(Some(Waiter::queued(
                 slot,
                 Some(Box::new(move || {
                     if let (Some(shared), Some(mine)) = (weak.upgrade(), mine.upgrade()) {

@@ -64,6 +64,16 @@ impl Waiter {
         }
     }
 
+    /// A waiter in a wait queue, which may be completed before the task awaits it: the task
+    /// then resumes and looks again (as if it had parked), even when cancelled, instead of
+    /// dropping what completed it (a lock handed to it, or a wake-up it must pass on).
+    pub fn queued(slot: Arc<WaitSlot>, on_abort: Option<AbortHook>) -> Self {
+        Self {
+            born_ready: false,
+            ..Self::new(slot, on_abort)
+        }
+    }
+
     /// The outcome of something that has already ended (a finished task). Awaiting it does
     /// not go through the scheduler, as awaiting a finished asyncio future does not: it is a
     /// cancellation point only, where a cancelled task raises `Cancelled` instead of taking

@@ -232,16 +232,28 @@ def test_ctrl_c_at_any_moment_of_start_up_raises_keyboard_interrupt_and_leaks_no
         async def main():
             await manyio.sleep(100)
 
+        # One signalling thread for all rounds, started by a byte on a pipe: a Timer started
+        # per round could deliver its SIGINT inside Thread.start(), where CPython's own
+        # Condition.wait fails with "release unlocked lock" instead of raising it.
+        delays = [0.0] * 20 + [0.0005 * i for i in range(20)]
+        go_r, go_w = os.pipe()
+
+        def signaller():
+            for delay in delays:
+                os.read(go_r, 1)
+                time.sleep(delay)
+                os.kill(os.getpid(), signal.SIGINT)
+            os.read(go_r, 1)  # stays (a daemon) so the thread count keeps its baseline
+
+        threading.Thread(target=signaller, daemon=True).start()
         baseline = len(os.listdir("/proc/self/task"))
         interrupted = 0
-        for delay in [0.0] * 20 + [0.0005 * i for i in range(20)]:
-            timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+        for delay in delays:
             try:
-                timer.start()
+                os.write(go_w, b"x")
                 manyio.run(main, threads=2)
             except KeyboardInterrupt:
                 interrupted += 1
-            timer.join()
             assert (n := threads()) == baseline, (delay, n, baseline)
         print(interrupted)
         """

@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import manyio
 import pytest
@@ -266,6 +267,33 @@ def test_ctrl_c_at_any_moment_of_start_up_raises_keyboard_interrupt_and_leaks_no
     assert "panicked" not in proc.stderr and "SystemError" not in proc.stderr, proc.stderr
 
 
+def test_run_takes_no_python_lock_on_the_calling_thread() -> None:
+    # A Ctrl-C that lands just as `with lock:` has acquired its lock, before the block starts,
+    # leaves the lock held for good (CPython gh-74174). A lock taken by run()'s own start-up or
+    # teardown would then hang the next run(): the stress test above caught one, once in about
+    # 100 processes. This checks the cause directly.
+    lock_types = (type(threading.Lock()), type(threading.RLock()))
+    taken: list[tuple[str, str, int]] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "c_call" and isinstance(getattr(arg, "__self__", None), lock_types):
+            taken.append((arg.__name__, frame.f_code.co_filename, frame.f_lineno))
+
+    async def main() -> int:
+        await manyio.sleep(0)
+        return 1
+
+    assert manyio.run(main, threads=2) == 1  # imports and first-use set-up are done
+    sys.setprofile(profile)  # this thread only
+    try:
+        assert manyio.run(main, threads=2) == 1
+        with manyio.Runtime(threads=1) as rt:
+            assert rt.block_on(main()) == 1
+    finally:
+        sys.setprofile(None)
+    assert taken == []
+
+
 # --- @manyio.main --------------------------------------------------------------------------
 
 
@@ -440,6 +468,43 @@ def test_runtime_close_cancels_tasks_spawned_from_outside(wait_until) -> None:
     assert log == ["finally"]
     assert task.done()
     assert task.cancelled()
+
+
+def test_close_from_two_threads_at_once_returns_in_both_once_the_tasks_are_done(wait_until) -> None:
+    log: list[str] = []
+
+    async def slow_to_cancel() -> None:
+        try:
+            await manyio.sleep(1000)
+        finally:
+            with manyio.CancelScope(shield=True):
+                await manyio.sleep(0.2)
+            log.append("finally")
+
+    rt = manyio.Runtime(threads=2)
+    rt.spawn(slow_to_cancel())
+
+    async def started() -> None:
+        await wait_until(lambda: rt.stats()["timers"] == 1)
+
+    rt.block_on(started())
+    seen: list[tuple[list[str], bool]] = []
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            rt.close()
+            seen.append((list(log), rt.closed))
+        except BaseException as exc:
+            errors.append(exc)
+
+    closers = [threading.Thread(target=close) for _ in range(2)]
+    for t in closers:
+        t.start()
+    for t in closers:
+        t.join(10)
+    assert errors == []
+    assert seen == [(["finally"], True)] * 2
 
 
 def _os_threads() -> int:

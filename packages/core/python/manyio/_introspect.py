@@ -48,9 +48,11 @@ COLLECTOR_NAME = "manyio-ps-collector"
 # Frames in here are manyio's own (TaskGroup.__aexit__...): ps points at the caller's instead.
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
-_registry_lock = threading.Lock()
-# Runtime -> serial number (creation order, and the number ps shows).
-_registry: weakref.WeakKeyDictionary[Runtime, int] = weakref.WeakKeyDictionary()
+# Serial number (creation order, and the number ps shows) -> the Runtime, weakly. No Python lock
+# guards it: a Ctrl-C that lands just as `with lock:` has acquired its lock, before the block
+# starts, leaves the lock held for good (CPython gh-74174), and the next manyio.run() would hang
+# in register(). A dict's own operations and itertools.count are atomic in the free-threaded build.
+_registry: dict[int, weakref.ref[Runtime]] = {}
 _serials = itertools.count()
 
 
@@ -77,21 +79,21 @@ class RuntimeInfo(TypedDict):
     tasks: list[TaskInfo]
 
 
-def register(runtime: Runtime) -> None:
-    with _registry_lock:
-        _registry[runtime] = next(_serials)
+def register(runtime: Runtime) -> int:
+    """Lists ``runtime`` until :func:`unregister` or its collection; returns its serial number."""
+    serial = next(_serials)
+    _registry[serial] = weakref.ref(runtime, lambda _ref: _registry.pop(serial, None))
+    return serial
 
 
-def unregister(runtime: Runtime) -> None:
-    with _registry_lock:
-        _registry.pop(runtime, None)
+def unregister(serial: int) -> None:
+    _registry.pop(serial, None)
 
 
 def live_runtimes() -> list[tuple[int, Runtime]]:
     """The runtimes of this process that are not closed, with their serial numbers, oldest first."""
-    with _registry_lock:
-        runtimes = [(serial, rt) for rt, serial in _registry.items()]
-    return sorted((pair for pair in runtimes if not pair[1].closed), key=lambda pair: pair[0])
+    listed = sorted(_registry.copy().items())
+    return [(serial, rt) for serial, ref in listed if (rt := ref()) is not None and not rt.closed]
 
 
 def _coroutine_frames(coro: Any) -> tuple[list[FrameInfo], str | None]:

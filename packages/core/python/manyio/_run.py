@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
@@ -75,12 +74,11 @@ class Runtime:
     ) -> None:
         core = _core.Runtime(threads, exception_handler or default_exception_handler)
         self._core = core
-        self._lock = threading.Lock()
         # A runtime nobody closed is closed when it is collected or at interpreter exit, so
         # its worker threads never outlive it.
         self._finalizer = weakref.finalize(self, core.close)
         # So `python -m manyio ps` can find it from outside any task.
-        _introspect.register(self)
+        self._serial = _introspect.register(self)
 
     @property
     def threads(self) -> int:
@@ -116,9 +114,11 @@ class Runtime:
 
     def close(self) -> None:
         """Cancels the tasks still running, waits for them, and stops the workers."""
-        with self._lock:
-            _introspect.unregister(self)
-            self._finalizer()
+        # No Python lock here (see _introspect._registry): the core's close is idempotent, and
+        # a second caller waits for the first to finish joining the workers.
+        _introspect.unregister(self._serial)
+        self._core.close()
+        self._finalizer.detach()
 
     def __enter__(self) -> Runtime:
         return self

@@ -282,8 +282,12 @@ impl Runtime {
         }
         self.shared.mark_closed();
         self.shared.begin_shutdown();
-        let handles = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        py.detach(|| handles.into_iter().for_each(|h| drop(h.join())));
+        // Joined under the lock: a concurrent second close() returns only once they are gone.
+        let threads = &self.threads;
+        py.detach(|| {
+            let mut handles = threads.lock().unwrap_or_else(|p| p.into_inner());
+            handles.drain(..).for_each(|h| drop(h.join()));
+        });
         Ok(())
     }
 

@@ -269,9 +269,9 @@ def test_ctrl_c_at_any_moment_of_start_up_raises_keyboard_interrupt_and_leaks_no
 
 def test_run_takes_no_python_lock_on_the_calling_thread() -> None:
     # A Ctrl-C that lands just as `with lock:` has acquired its lock, before the block starts,
-    # leaves the lock held for good (CPython gh-74174). A lock taken by run()'s own start-up or
-    # teardown would then hang the next run(): the stress test above caught one, once in about
-    # 100 processes. This checks the cause directly.
+    # leaves the lock held for good (CPython gh-148874, fixed in 3.15). A lock taken by run()'s
+    # own start-up or teardown would then hang the next run(): the stress test above caught one,
+    # once in about 100 processes. This checks the cause directly.
     lock_types = (type(threading.Lock()), type(threading.RLock()))
     taken: list[tuple[str, str, int]] = []
 

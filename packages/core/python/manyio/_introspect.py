@@ -50,8 +50,9 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 # Serial number (creation order, and the number ps shows) -> the Runtime, weakly. No Python lock
 # guards it: a Ctrl-C that lands just as `with lock:` has acquired its lock, before the block
-# starts, leaves the lock held for good (CPython gh-74174), and the next manyio.run() would hang
-# in register(). A dict's own operations and itertools.count are atomic in the free-threaded build.
+# starts, leaves the lock held for good (CPython gh-148874, fixed in 3.15), and the next
+# manyio.run() would hang in register(). Dict operations and itertools.count are atomic in the
+# free-threaded build.
 _registry: dict[int, weakref.ref[Runtime]] = {}
 _serials = itertools.count()
 

@@ -51,10 +51,6 @@ def lock_of(pubsub: object) -> SerialLock:
     return lock
 
 
-async def _in_domain(pubsub: object, coro: Coroutine[Any, Any, T]) -> T:
-    return await Serialized(coro, lock_of(pubsub))
-
-
 async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
     return await make()
 
@@ -64,7 +60,7 @@ def _serial_coroutine(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable
     async def serial(self: object, *args: Any, **kwargs: Any) -> T:
         if not on_manyio():
             return await method(self, *args, **kwargs)
-        return await _in_domain(self, method(self, *args, **kwargs))
+        return await Serialized(method(self, *args, **kwargs), lock_of(self))
 
     serial.__manyio_serial__ = True  # type: ignore[attr-defined]
     return serial
@@ -77,7 +73,7 @@ def _serial_call(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable
     def serial(self: object, *args: Any, **kwargs: Any) -> Awaitable[T]:
         if not on_manyio():
             return method(self, *args, **kwargs)
-        return _in_domain(self, _awaited(lambda: method(self, *args, **kwargs)))
+        return Serialized(_awaited(lambda: method(self, *args, **kwargs)), lock_of(self))
 
     serial.__manyio_serial__ = True  # type: ignore[attr-defined]
     return serial

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 import os
@@ -284,6 +285,9 @@ def test_run_takes_no_python_lock_on_the_calling_thread() -> None:
         return 1
 
     assert manyio.run(main, threads=2) == 1  # imports and first-use set-up are done
+    # No collection meanwhile: it could run some other test's leftover finalizer here.
+    gc.collect()
+    gc.disable()
     sys.setprofile(profile)  # this thread only
     try:
         assert manyio.run(main, threads=2) == 1
@@ -291,6 +295,7 @@ def test_run_takes_no_python_lock_on_the_calling_thread() -> None:
             assert rt.block_on(main()) == 1
     finally:
         sys.setprofile(None)
+        gc.enable()
     assert taken == []
 
 

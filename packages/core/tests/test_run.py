@@ -16,6 +16,7 @@ from typing import Any
 
 import manyio
 import pytest
+from manyio import _introspect
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -451,6 +452,9 @@ def test_block_on_and_close_from_a_task_of_the_same_runtime_raise() -> None:
         m1, _ = rt.block_on(misuse())
         assert "block_on" in m1
         assert not rt.closed
+        # The refused close changed nothing: `python -m manyio ps` still lists it.
+        assert any(listed is rt for _, listed in _introspect.live_runtimes())
+    assert not any(listed is rt for _, listed in _introspect.live_runtimes())
 
 
 def test_runtime_close_cancels_tasks_spawned_from_outside(wait_until) -> None:

@@ -115,9 +115,10 @@ class Runtime:
     def close(self) -> None:
         """Cancels the tasks still running, waits for them, and stops the workers."""
         # No Python lock here (see _introspect._registry): the core's close is idempotent, and
-        # a second caller waits for the first to finish joining the workers.
-        _introspect.unregister(self._serial)
+        # a second caller waits for the first to finish joining the workers. If it raises
+        # (called from one of its own tasks), the runtime stays listed and its finalizer armed.
         self._core.close()
+        _introspect.unregister(self._serial)
         self._finalizer.detach()
 
     def __enter__(self) -> Runtime:

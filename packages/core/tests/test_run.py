@@ -457,29 +457,10 @@ def test_block_on_and_close_from_a_task_of_the_same_runtime_raise() -> None:
     assert not any(listed is rt for _, listed in _introspect.live_runtimes())
 
 
-def test_runtime_close_cancels_tasks_spawned_from_outside(wait_until) -> None:
-    log: list[str] = []
-
-    async def forever() -> None:
-        try:
-            await manyio.sleep(1000)
-        finally:
-            log.append("finally")
-
-    rt = manyio.Runtime(threads=2)
-    task = rt.spawn(forever())
-
-    async def started() -> None:
-        await wait_until(lambda: rt.stats()["timers"] == 1)
-
-    rt.block_on(started())
-    rt.close()
-    assert log == ["finally"]
-    assert task.done()
-    assert task.cancelled()
-
-
-def test_close_from_two_threads_at_once_returns_in_both_once_the_tasks_are_done(wait_until) -> None:
+@pytest.mark.parametrize("closers", [1, 2], ids=["one-closer", "two-threads-at-once"])
+def test_runtime_close_cancels_tasks_spawned_from_outside_and_returns_once_they_are_done(
+    closers: int, wait_until
+) -> None:
     log: list[str] = []
 
     async def slow_to_cancel() -> None:
@@ -491,7 +472,7 @@ def test_close_from_two_threads_at_once_returns_in_both_once_the_tasks_are_done(
             log.append("finally")
 
     rt = manyio.Runtime(threads=2)
-    rt.spawn(slow_to_cancel())
+    task = rt.spawn(slow_to_cancel())
 
     async def started() -> None:
         await wait_until(lambda: rt.stats()["timers"] == 1)
@@ -507,13 +488,18 @@ def test_close_from_two_threads_at_once_returns_in_both_once_the_tasks_are_done(
         except BaseException as exc:
             errors.append(exc)
 
-    closers = [threading.Thread(target=close) for _ in range(2)]
-    for t in closers:
-        t.start()
-    for t in closers:
-        t.join(10)
+    if closers == 1:
+        close()
+    else:
+        threads = [threading.Thread(target=close) for _ in range(closers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
     assert errors == []
-    assert seen == [(["finally"], True)] * 2
+    assert seen == [(["finally"], True)] * closers
+    assert task.done()
+    assert task.cancelled()
 
 
 def _os_threads() -> int:

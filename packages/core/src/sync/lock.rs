@@ -23,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use manyio_engine::Completion;
@@ -221,7 +221,7 @@ pub struct Acquire {
     state: Weak<Mutex<State>>,
     step: AtomicU8,
     /// When this acquirer first queued: a barging lock hands itself to it after `STARVING`.
-    queued_at: Mutex<Option<Instant>>,
+    queued_at: OnceLock<Instant>,
 }
 
 impl Acquire {
@@ -229,7 +229,7 @@ impl Acquire {
         Self {
             state: Arc::downgrade(state),
             step: AtomicU8::new(START),
-            queued_at: Mutex::new(None),
+            queued_at: OnceLock::new(),
         }
     }
 
@@ -238,7 +238,7 @@ impl Acquire {
         Self {
             state: Arc::downgrade(state),
             step: AtomicU8::new(CHECKED),
-            queued_at: Mutex::new(None),
+            queued_at: OnceLock::new(),
         }
     }
 
@@ -247,7 +247,7 @@ impl Acquire {
         Self {
             state: Weak::new(),
             step: AtomicU8::new(DONE),
-            queued_at: Mutex::new(None),
+            queued_at: OnceLock::new(),
         }
     }
 
@@ -281,11 +281,7 @@ impl Acquire {
                 state.owner = Some(task);
                 return Ok(None);
             }
-            let since = *self
-                .queued_at
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert_with(Instant::now);
+            let since = *self.queued_at.get_or_init(Instant::now);
             let slot: Arc<WaitSlot> = Arc::new(Completion::new());
             // Oldest first: a woken waiter goes back before everyone who queued after it.
             let at = state
